@@ -1,0 +1,1 @@
+"""Pieces every stage uses: params, errors, atomic files, device and seeding, MLflow."""

@@ -1,0 +1,65 @@
+"""The prepared-data file that `prepare` writes and every later stage reads.
+
+One `.npz` per dataset: uint8 images (N, 28, 28) and int64 labels (N,) for the
+train, val and test splits. Images become float tensors (N, 1, 28, 28) in
+[0, 1] only when a stage asks for them, so the file stays small (~55 MB).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aebench.common.errors import DataError
+from aebench.common.files import atomic_path
+
+SPLITS = ("train", "val", "test")
+IMAGE_SHAPE = (28, 28)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    images: dict[str, np.ndarray]  # split -> uint8 (N, 28, 28)
+    labels: dict[str, np.ndarray]  # split -> int64 (N,)
+
+    def split(self, name: str, *, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,)) of one split."""
+        images = self.images[name][:limit]
+        labels = self.labels[name][:limit]
+        x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)
+        return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def save_prepared(path: str | Path, data: PreparedData) -> None:
+    arrays = {}
+    for split in SPLITS:
+        arrays[f"{split}_x"] = np.ascontiguousarray(data.images[split], dtype=np.uint8)
+        arrays[f"{split}_y"] = np.ascontiguousarray(data.labels[split], dtype=np.int64)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:  # a file handle: np.savez would append ".npz" to a bare name
+            np.savez(handle, **arrays)
+
+
+def load_prepared(path: str | Path) -> PreparedData:
+    """Read a prepared file; a missing, truncated or malformed one is a DataError."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prepared data not found (run `dvc repro prepare`)")
+    try:
+        with np.load(path) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{path}: unreadable prepared data ({err})") from None
+    images, labels = {}, {}
+    for split in SPLITS:
+        x, y = arrays.get(f"{split}_x"), arrays.get(f"{split}_y")
+        if x is None or y is None:
+            raise DataError(f"{path}: missing the {split} split")
+        if x.dtype != np.uint8 or x.shape[1:] != IMAGE_SHAPE or len(x) != len(y):
+            raise DataError(f"{path}: {split} split has images {x.dtype}{x.shape} and labels {y.shape}")
+        images[split], labels[split] = x, y
+    return PreparedData(images=images, labels=labels)
