@@ -32,6 +32,7 @@ def _min(bound: float, *, strict: bool = False) -> dict:
 class DataParams:
     source_dir: str | None
     val_size: int = field(metadata=_min(1))
+    subset: int | None = field(metadata=_min(1))
     binarize: Literal["none", "dynamic"]
     download_timeout: float = field(metadata=_min(0, strict=True))
 
