@@ -1,0 +1,52 @@
+"""DVC stage `prepare@<dataset>`: obtain, verify and split one dataset.
+
+Tries the sources of `aebench.data.sources.SOURCES` in order (one line each on
+stderr), then writes the train/val/test arrays and a JSON describing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from aebench.common.cli import run_stage
+from aebench.common.config import load_params
+from aebench.data.official import dataset_spec
+from aebench.data.sources import obtain_dataset, source_request
+from aebench.data.splits import data_info, prepare_splits, write_prepared
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", required=True, help="mnist or fashion_mnist")
+    parser.add_argument("--cache", required=True, type=Path, help="folder of verified raw files from earlier runs")
+    parser.add_argument("--out", required=True, type=Path, help="the prepared .npz to write")
+    parser.add_argument("--info", required=True, type=Path, help="the info .json to write")
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    params = load_params(args.params)
+    spec = dataset_spec(args.dataset)
+    request = source_request(
+        cache_dir=args.cache,
+        source_dir=params.data.source_dir,
+        download_timeout=params.data.download_timeout,
+    )
+    obtained = obtain_dataset(spec, request)
+    prepared = prepare_splits(
+        obtained, val_size=params.data.val_size, seed=params.seed, subset=params.data.subset
+    )
+    info = data_info(obtained, prepared, seed=params.seed, subset=params.data.subset)
+    write_prepared(args.out, args.info, prepared, info)
+    sizes = ", ".join(f"{split} {size}" for split, size in info["splits"].items())
+    print(f"[prepare {spec.name}] wrote {args.out} ({sizes}) in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)
