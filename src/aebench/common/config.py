@@ -65,6 +65,7 @@ class ClassifierParams:
 class EvaluateParams:
     iw_samples: int = field(metadata=_min(1))
     iw_batch_images: int = field(metadata=_min(1))
+    iw_max_rows: int = field(metadata=_min(1))
     au_threshold: float = field(metadata=_min(0))
     latent_images: int = field(metadata=_min(1))
     sample_count: int = field(metadata=_min(1))
@@ -77,6 +78,7 @@ class FigureParams:
     manifold_steps: int = field(metadata=_min(2))
     manifold_range: float = field(metadata=_min(0, strict=True))
     interpolation_steps: int = field(metadata=_min(2))
+    activity_images: int = field(metadata=_min(1))
 
 
 @dataclass(frozen=True)
