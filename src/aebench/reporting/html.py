@@ -1,0 +1,182 @@
+"""The report as one self-contained HTML file: inline CSS, images as data: URIs.
+
+Nothing is fetched when the page opens: no script, no font, no stylesheet, no
+image by URL, and a Content-Security-Policy that forbids all of them, so the
+file reads the same offline, attached to an email or to an MLflow run. The
+layout is one fluid column: tables scroll sideways on a phone, images shrink
+to the screen.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+
+from aebench.reporting.document import Block, Bullets, Code, Figure, Heading, Paragraph, Table
+
+# Only inline styles and data: images may load; everything else (network included) is refused.
+CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+STYLE = """
+:root { --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --accent: #0969da; --band: #f6f8fa; }
+* { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; }
+body { margin: 0; color: var(--ink); background: #fff; line-height: 1.55;
+       font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 1.25rem 1rem 4rem; }
+h1 { font-size: 1.8rem; line-height: 1.25; margin: 0.5rem 0 1rem; }
+h2 { font-size: 1.4rem; border-bottom: 1px solid var(--line); padding-bottom: 0.3rem; margin-top: 2.5rem; }
+h3 { font-size: 1.15rem; margin-top: 1.8rem; }
+h4 { font-size: 1rem; margin-top: 1.4rem; }
+a { color: var(--accent); }
+code { font: 0.88em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: var(--band);
+       padding: 0.1em 0.3em; border-radius: 4px; overflow-wrap: anywhere; }
+pre { background: var(--band); padding: 0.8rem; border-radius: 6px; overflow-x: auto; font-size: 0.82rem; }
+pre code { background: none; padding: 0; }
+nav.toc { background: var(--band); border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 1rem; }
+nav.toc ul { margin: 0.2rem 0; padding-left: 1.2rem; }
+.table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch; border: 1px solid var(--line);
+              border-radius: 6px; margin: 1rem 0; }
+table { border-collapse: collapse; width: 100%; font-size: 0.85rem; }
+th, td { padding: 0.35rem 0.6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+th { background: var(--band); text-align: left; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
+table.comparison th.num { min-width: 6.5rem; }
+table.comparison th { position: sticky; top: 0; }
+table.comparison td:first-child, table.comparison th:first-child { position: sticky; left: 0; background: #fff; }
+table.comparison th:first-child { background: var(--band); }
+tbody tr:nth-child(even) td { background: #fbfcfd; }
+p.table-caption, figcaption { color: var(--muted); font-size: 0.9rem; }
+figure { margin: 1.2rem 0 1.8rem; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
+details { border-top: 1px solid var(--line); padding-top: 0.4rem; }
+details > summary { cursor: pointer; font-weight: 600; font-size: 1.05rem; padding: 0.3rem 0; }
+@media (max-width: 640px) {
+  body { font-size: 15px; }
+  main { padding: 0.8rem 0.6rem 3rem; }
+  h1 { font-size: 1.45rem; }
+  h2 { font-size: 1.25rem; }
+  table { font-size: 0.78rem; }
+}
+"""
+
+
+def _inline(text: str) -> str:
+    """Escape text, then turn `code` spans into <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+
+
+class _Anchors:
+    """Unique ids for headings (two datasets can share a subsection title)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, heading: Heading) -> str:
+        base = heading.anchor or "section"
+        count = self.seen.get(base, 0) + 1
+        self.seen[base] = count
+        return base if count == 1 else f"{base}-{count}"
+
+
+def _table(table: Table) -> str:
+    def cell(tag: str, index: int, text: str) -> str:
+        kind = ' class="num"' if index >= table.label_columns else ""
+        scope = ' scope="col"' if tag == "th" else ""
+        return f"<{tag}{kind}{scope}>{_inline(text)}</{tag}>"
+
+    head = "".join(cell("th", i, text) for i, text in enumerate(table.header))
+    body = "\n".join(
+        "<tr>" + "".join(cell("td", i, text) for i, text in enumerate(row)) + "</tr>" for row in table.rows
+    )
+    css = f' class="{table.css_class}"' if table.css_class else ""
+    caption = f'<p class="table-caption">{_inline(table.caption)}</p>' if table.caption else ""
+    return (
+        f'<div class="table-wrap"><table{css}>\n<thead><tr>{head}</tr></thead>\n'
+        f"<tbody>\n{body}\n</tbody></table></div>{caption}"
+    )
+
+
+def _figure(figure: Figure) -> str:
+    width, height = figure.size_px
+    data = base64.b64encode(figure.png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
+        f'alt="{html.escape(figure.alt)}" decoding="sync">'
+        f"<figcaption>{_inline(figure.caption)}</figcaption></figure>"
+    )
+
+
+def _toc(blocks: list[Block], ids: dict[int, str]) -> str:
+    items, open_sub = [], False
+    for index, block in enumerate(blocks):
+        if not isinstance(block, Heading) or block.level not in (2, 3):
+            continue
+        link = f'<a href="#{ids[index]}">{_inline(block.text)}</a>'
+        if block.level == 2:
+            if open_sub:
+                items.append("</ul></li>")
+                open_sub = False
+            elif items:
+                items.append("</li>")
+            items.append(f"<li>{link}")
+        else:
+            if not open_sub:
+                items.append("<ul>")
+                open_sub = True
+            items.append(f"<li>{link}</li>")
+    items.append("</ul></li>" if open_sub else "</li>")
+    return '<nav class="toc" aria-label="Contents"><strong>Contents</strong><ul>' + "".join(items) + "</ul></nav>"
+
+
+# Block type -> its HTML (headings are placed by `render_html`, which tracks the groups).
+_HTML = {
+    Paragraph: lambda block: f"<p>{_inline(block.text)}</p>",
+    Bullets: lambda block: "<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>",
+    Table: _table,
+    Figure: _figure,
+    Code: lambda block: f"<pre><code>{html.escape(block.text.rstrip())}</code></pre>",
+}
+
+
+def render_html(blocks: list[Block], *, title: str) -> str:
+    """One HTML page: level-1 heading first, a table of contents, then the blocks.
+
+    Level-4 headings open a collapsible group (one per trained model) that stays
+    open until the next heading of level 4 or above.
+    """
+    anchors = _Anchors()
+    ids = {i: anchors(b) for i, b in enumerate(blocks) if isinstance(b, Heading)}
+    body: list[str] = []
+    in_group = False
+    toc_done = False
+    for index, block in enumerate(blocks):
+        if isinstance(block, Heading):
+            if in_group:
+                body.append("</details>")
+                in_group = False
+            if block.level == 4:
+                body.append(f'<details open id="{ids[index]}"><summary>{_inline(block.text)}</summary>')
+                in_group = True
+                continue
+            body.append(f'<h{block.level} id="{ids[index]}">{_inline(block.text)}</h{block.level}>')
+        else:
+            body.append(_HTML[type(block)](block))
+        if not toc_done and isinstance(block, Paragraph):
+            # The contents follow the title and its first paragraph.
+            body.append(_toc(blocks, ids))
+            toc_done = True
+    if in_group:
+        body.append("</details>")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
+        + "\n".join(body)
+        + "\n</main>\n</body>\n</html>\n"
+    )

@@ -1,0 +1,79 @@
+"""Shared drawing pieces: the Agg backend, one theme, PNG output, image mosaics.
+
+Figures are `matplotlib.figure.Figure` objects made without pyplot, so no global
+figure state leaks between drawings and nothing needs closing. Every figure has
+a fixed size in inches at `DPI`, and PNGs are saved without `bbox_inches`, so a
+figure's pixel size is known before it is drawn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI or the DVC machine; must precede any pyplot import
+
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+DPI = 100
+PIXEL_SCALE = 2  # screen pixels per image pixel in mosaics: 28-px digits stay legible, never blurred
+TILE_GAP = 2  # image pixels of white between tiles
+TITLE_PX = 34  # band above a mosaic for its title
+LABEL_PX = 70  # band left of a mosaic for row labels
+PALETTE = "colorblind"
+
+
+@contextlib.contextmanager
+def theme() -> Iterator[None]:
+    """Seaborn's whitegrid look for everything drawn inside, restored afterwards."""
+    style = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.9)}
+    with matplotlib.rc_context(style):
+        yield
+
+
+def new_figure(width_px: int, height_px: int) -> Figure:
+    return Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+
+
+def save_png(fig: Figure, path: str | Path) -> None:
+    # No "Software" entry: the PNG then depends on the pixels only, not on the matplotlib build.
+    fig.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
+
+
+def mosaic(images: np.ndarray, *, rows: int, cols: int) -> np.ndarray:
+    """Tile images (rows * cols, H, W) in [0, 1] into one (rows*(H+gap)-gap, cols*(W+gap)-gap) array."""
+    count, height, width = images.shape
+    if count != rows * cols:
+        raise ValueError(f"mosaic of {rows}x{cols} needs {rows * cols} images, got {count}")
+    canvas = np.ones((rows * (height + TILE_GAP) - TILE_GAP, cols * (width + TILE_GAP) - TILE_GAP))
+    for index, image in enumerate(images):
+        top, left = (index // cols) * (height + TILE_GAP), (index % cols) * (width + TILE_GAP)
+        canvas[top : top + height, left : left + width] = image
+    return canvas
+
+
+def mosaic_size_px(canvas_shape: tuple[int, int], *, row_labels: bool) -> tuple[int, int]:
+    """(width, height) in pixels of the figure `mosaic_figure` draws around a canvas."""
+    height, width = canvas_shape
+    return width * PIXEL_SCALE + (LABEL_PX if row_labels else 0), height * PIXEL_SCALE + TITLE_PX
+
+
+def mosaic_figure(canvas: np.ndarray, *, title: str, row_labels: list[str] | None = None) -> Figure:
+    """A canvas drawn pixel-exact (each image pixel a PIXEL_SCALE square), a title above, labels left."""
+    width_px, height_px = mosaic_size_px(canvas.shape, row_labels=row_labels is not None)
+    fig = new_figure(width_px, height_px)
+    left_px = LABEL_PX if row_labels else 0
+    image_w, image_h = canvas.shape[1] * PIXEL_SCALE, canvas.shape[0] * PIXEL_SCALE
+    ax = fig.add_axes((left_px / width_px, 0, image_w / width_px, image_h / height_px))
+    ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    fig.text(0.5, 1 - (TITLE_PX / 2) / height_px, title, ha="center", va="center", fontsize=11)
+    for index, label in enumerate(row_labels or []):
+        row_center = image_h * (1 - (index + 0.5) / len(row_labels))
+        fig.text(4 / width_px, row_center / height_px, label, ha="left", va="center", fontsize=10)
+    return fig
