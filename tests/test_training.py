@@ -21,16 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy 2-core runner
-    # OpenMP barriers make two threads several times slower than one.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(kind: str = "vae", *, epochs: int = 3, binarize: str = "dynamic", lr: float = 1e-3) -> dict:
     config = resolved_config(load_params(REPO / "params.yaml"), dataset="mnist", model=kind, latent_dim=2)
     config["model"].update(hidden=[32, 16], arch="mlp")
