@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -27,11 +26,8 @@ TEST_IMAGES = 120
 
 
 @pytest.fixture(scope="module")
-def stage():
-    spec = importlib.util.spec_from_file_location("evaluate_stage", REPO / "stages" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def stage(load_stage):
+    return load_stage("evaluate")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import socket
@@ -94,11 +93,8 @@ def fake(monkeypatch) -> FakeDataset:
 
 
 @pytest.fixture(scope="module")
-def stage():
-    spec = importlib.util.spec_from_file_location("prepare_stage", REPO / "stages" / "prepare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def stage(load_stage):
+    return load_stage("prepare")
 
 
 def write_params(
