@@ -12,9 +12,12 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -52,3 +55,19 @@ def write_json(path: str | Path, payload: Any) -> None:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_npz(path: str | Path, *, error: type[Exception], missing: str, unreadable: str) -> dict[str, np.ndarray]:
+    """Every array of an .npz file, loaded; a missing or corrupt file raises `error` naming it.
+
+    `missing` and `unreadable` complete the one-line messages
+    ("<path>: <missing>", "<path>: <unreadable> (<reason>)").
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {missing}")
+    try:
+        with np.load(path) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise error(f"{path}: {unreadable} ({err})") from None

@@ -7,7 +7,6 @@ train, val and test splits. Images become float tensors (N, 1, 28, 28) in
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from aebench.common.errors import DataError
-from aebench.common.files import atomic_path
+from aebench.common.files import atomic_path, read_npz
 
 SPLITS = ("train", "val", "test")
 IMAGE_SHAPE = (28, 28)
@@ -47,13 +46,10 @@ def save_prepared(path: str | Path, data: PreparedData) -> None:
 def load_prepared(path: str | Path) -> PreparedData:
     """Read a prepared file; a missing, truncated or malformed one is a DataError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: prepared data not found (run `dvc repro prepare`)")
-    try:
-        with np.load(path) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{path}: unreadable prepared data ({err})") from None
+    arrays = read_npz(
+        path, error=DataError, missing="prepared data not found (run `dvc repro prepare`)",
+        unreadable="unreadable prepared data",
+    )
     images, labels = {}, {}
     for split in SPLITS:
         x, y = arrays.get(f"{split}_x"), arrays.get(f"{split}_y")

@@ -10,7 +10,6 @@ No torch here: the report stage reads files only.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from aebench.common.errors import AebenchError
+from aebench.common.files import read_npz
 from aebench.evaluation.metrics import MetricsError, check_metrics  # the schema module: no torch
 
 
@@ -130,13 +130,7 @@ def loss_terms(history: pd.DataFrame) -> list[str]:
 def read_latent(path: str | Path) -> LatentMeans:
     """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,)."""
     path = Path(path)
-    if not path.is_file():
-        raise ReportInputError(f"{path}: latent means not found")
-    try:
-        with np.load(path) as archive:
-            arrays = {key: archive[key] for key in ("mu", "labels", "activity") if key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise ReportInputError(f"{path}: unreadable latent file ({err})") from None
+    arrays = read_npz(path, error=ReportInputError, missing="latent means not found", unreadable="unreadable latent file")
     for key in ("mu", "labels", "activity"):
         if key not in arrays:
             raise ReportInputError(f"{path}: missing array {key}")
