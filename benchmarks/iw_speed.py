@@ -4,7 +4,7 @@ Times `aebench.evaluation.likelihood.estimate_likelihood` (the code the
 evaluate stage runs) over the test images, for each checkpoint and each K:
 
     python benchmarks/iw_speed.py --data data/prepared/mnist.npz --samples 200 1000
-    python benchmarks/iw_speed.py --checkpoint models/mnist/vae-30.pt --data data/prepared/mnist.npz --samples 1000
+    python benchmarks/iw_speed.py --checkpoint models/mnist/vae/latent-30/seed-0.pt --data data/prepared/mnist.npz --samples 1000
 
 Without `--checkpoint` it times untrained VAEs built from params.yaml (the
 default MLP [512, 256], latent sizes from `--latent-dims`, default 30):
@@ -22,10 +22,13 @@ from pathlib import Path
 import torch
 
 from aebench.common.config import load_params
-from aebench.common.runtime import resolve_device
-from aebench.data import fixed_targets, load_prepared
-from aebench.evaluation.likelihood import estimate_likelihood, pixel_log_likelihood
-from aebench.models import build_model, load_model, resolved_config
+from aebench.common.layout import ModelKey
+from aebench.common.runtime import generator, resolve_device, seed_everything
+from aebench.data.binarize import fixed_targets
+from aebench.data.prepared import load_prepared
+from aebench.evaluation.likelihood import estimate_likelihood
+from aebench.models.autoencoder import build_model, model_config
+from aebench.models.checkpoint import load_model
 
 TARGET_SECONDS = 120.0  # K = 1000, 10 000 images, one MLP model
 
@@ -46,20 +49,21 @@ def models(args: argparse.Namespace, params) -> list[tuple[str, torch.nn.Module]
     if args.checkpoint:
         return [(str(path), load_model(path)) for path in args.checkpoint]
     built = []
+    seed = params.seeds[0]
     for latent_dim in args.latent_dims:
-        torch.manual_seed(params.seed)
-        config = resolved_config(params, dataset="mnist", model="vae", latent_dim=latent_dim)
-        hidden = "-".join(map(str, params.model.hidden))
-        built.append((f"untrained vae {params.model.arch} {hidden} latent {latent_dim}", build_model(config).eval()))
+        seed_everything(seed)
+        config = model_config(params, ModelKey("mnist", "vae", latent_dim).replicate(seed))
+        hidden = "-".join(map(str, params.network.hidden))
+        built.append((f"untrained vae {params.network.arch} {hidden} latent {latent_dim}", build_model(config).eval()))
     return built
 
 
 def test_images(args: argparse.Namespace, params) -> torch.Tensor:
+    seed = params.seeds[0]
     if args.data is None:
-        generator = torch.Generator().manual_seed(params.seed)
-        return torch.bernoulli(torch.full((args.images, 1, 28, 28), 0.13), generator=generator)
+        return torch.bernoulli(torch.full((args.images, 1, 28, 28), 0.13), generator=generator(seed, "benchmark"))
     images, _ = load_prepared(args.data).split("test", limit=args.images)
-    return fixed_targets(images, "dynamic", seed=params.seed)
+    return fixed_targets(images, "dynamic", seed=seed, split="test")
 
 
 def main() -> None:
@@ -81,11 +85,10 @@ def main() -> None:
             estimates = estimate_likelihood(
                 model,
                 targets,
-                log_likelihood=pixel_log_likelihood(model.likelihood, model.gaussian_std),
                 samples=samples,
                 batch_images=params.evaluate.iw_batch_images,
                 max_rows=max_rows,
-                generator=torch.Generator(device=device).manual_seed(params.seed),
+                generator=generator(params.seeds[0], "importance-sampling", device),
                 device=device,
             )
             if device.type == "cuda":

@@ -28,9 +28,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from aebench.common.config import load_params
+from aebench.common.layout import ModelKey
 from aebench.common.runtime import resolve_device, seed_everything
-from aebench.models import build_model, resolved_config
-from aebench.training import TrainingPaths, train_model
+from aebench.models.autoencoder import build_model, model_config
+from aebench.training.trainer import TrainingPaths, train_replicate
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 BATCH, LR, HIDDEN, LATENT = 128, 1e-3, 400, 20
@@ -115,17 +116,18 @@ def _with_input(model, x):
 
 
 def run_aebench(root: Path, epochs: int, device: torch.device, params_path: Path, seed: int) -> tuple[float, float]:
-    """The same configuration through `train_model`, data held in memory as one tensor."""
+    """The same configuration through `train_replicate`, data held in memory as one tensor."""
     from torchvision import datasets
 
     def images(train: bool) -> torch.Tensor:  # (N, 1, 28, 28) float in [0, 1]
         return datasets.MNIST(root, train=train, download=False).data.unsqueeze(1).float().div_(255.0)
 
-    config = resolved_config(load_params(params_path), dataset="mnist", model="vae", latent_dim=LATENT)
-    config["seed"] = seed
+    config = model_config(load_params(params_path), ModelKey("mnist", "vae", LATENT).replicate(seed))
     config["data"]["binarize"] = "none"  # grey-level pixels, as the reference
-    config["model"].update(arch="mlp", hidden=[HIDDEN], likelihood="bernoulli", beta=1.0, mc_samples=1)
-    config["train"].update(epochs=epochs, batch_size=BATCH, lr=LR)
+    config["variant"].update(objective="kl_split", beta=1.0, gamma=1.0)
+    config["network"].update(arch="mlp", hidden=[HIDDEN], activation="relu", init="default", code_activation="none")
+    config["likelihood"]["name"] = "bernoulli"
+    config["train"].update(epochs=epochs, batch_size=BATCH, lr=LR, mc_samples=1, drop_last=False)
     started = time.perf_counter()  # loading the tensors counts: the reference pays for its decoding too
     train_images, test_images = images(True), images(False)
     seed_everything(seed)
@@ -135,11 +137,11 @@ def run_aebench(root: Path, epochs: int, device: torch.device, params_path: Path
             checkpoint=Path(scratch, "model.pt"), history=Path(scratch, "history.csv"), resume=Path(scratch, "resume.pt")
         )
         # The test split plays the validation role: evaluated after every epoch, like the reference.
-        history = train_model(model, train_images=train_images, val_images=test_images, paths=paths, device=device)
+        result = train_replicate(model, train_images=train_images, val_images=test_images, paths=paths, device=device)
     seconds = time.perf_counter() - started
-    for row in history:
-        print(f"  aebench epoch {row['epoch']}: test loss {row['val_loss']:.2f} ({row['seconds']:.1f} s)", flush=True)
-    return len(train_images) * epochs / seconds, history[-1]["val_loss"]
+    for row, epoch_seconds in zip(result.history, result.epoch_seconds):
+        print(f"  aebench epoch {row['epoch']}: test loss {row['val_loss']:.2f} ({epoch_seconds:.1f} s)", flush=True)
+    return len(train_images) * epochs / seconds, result.history[-1]["val_loss"]
 
 
 def main() -> None:

@@ -1,14 +1,13 @@
 """The sample classifier: it learns, it round-trips through its file, bad files are refused;
-and the sample-quality statistics built on it."""
+the sample-quality metrics built on it, and the check that they rank degradations in their known order."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
 from aebench.common.errors import CheckpointError
+from aebench.evaluation import degradations
 from aebench.evaluation.classifier import (
     FEATURES,
     SampleClassifier,
@@ -18,7 +17,13 @@ from aebench.evaluation.classifier import (
     save_classifier,
     train_classifier,
 )
-from aebench.evaluation.sample_quality import class_statistics, prior_samples, sample_quality
+from aebench.evaluation.sample_quality import (
+    QUALITY_METRICS,
+    judge_samples,
+    prior_codes,
+    reference,
+    validate_sample_metrics,
+)
 
 
 def synthetic_classes(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,12 +41,19 @@ def synthetic_classes(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor
 def trained() -> SampleClassifier:
     images, labels = synthetic_classes(600, seed=0)
     torch.manual_seed(0)
-    return train_classifier(images, labels, epochs=2, batch_size=32, lr=3e-3, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    return train_classifier(images, labels, epochs=2, batch_size=32, lr=3e-3, generator=generator)
+
+
+@pytest.fixture(scope="module")
+def real(trained):
+    return reference(trained, synthetic_classes(200, seed=1)[0])
 
 
 def test_learns_separable_classes(trained):
     images, labels = synthetic_classes(200, seed=1)
     assert accuracy(trained, images, labels) >= 0.95
+    assert accuracy(trained, images, (labels + 1) % 10) <= 0.05  # the labels matter: a wrong key scores ~0
 
 
 def test_gives_probabilities_and_penultimate_features(trained):
@@ -49,6 +61,15 @@ def test_gives_probabilities_and_penultimate_features(trained):
     probabilities, features = classify(trained, images, batch_size=7)
     assert probabilities.shape == (30, 10) and features.shape == (30, FEATURES)
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(30))
+    torch.testing.assert_close(classify(trained, images, batch_size=30)[1], features)  # batching changes nothing
+
+
+def test_reports_each_epoch(trained):
+    images, labels = synthetic_classes(64, seed=3)
+    reports = []
+    train_classifier(images, labels, epochs=2, batch_size=32, lr=3e-3, generator=torch.Generator().manual_seed(0),
+                     report=lambda epoch, loss, seconds: reports.append((epoch, loss > 0, seconds > 0)))
+    assert reports == [(1, True, True), (2, True, True)]
 
 
 def test_round_trips_through_its_file(trained, tmp_path):
@@ -58,6 +79,14 @@ def test_round_trips_through_its_file(trained, tmp_path):
     images, _ = synthetic_classes(20, seed=3)
     assert config == {"dataset": "mnist"} and not loaded.training
     torch.testing.assert_close(classify(loaded, images)[0], classify(trained, images)[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["clf.pt"]
+
+
+def test_saving_the_same_classifier_twice_gives_identical_bytes(trained, tmp_path):
+    # As a checkpoint's: a retrained judge with the same weights must not look changed to DVC.
+    save_classifier(tmp_path / "a.pt", trained, config={"dataset": "mnist"}, test_accuracy=0.99)
+    save_classifier(tmp_path / "elsewhere" / "b.pt", trained, config={"dataset": "mnist"}, test_accuracy=0.99)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "elsewhere" / "b.pt").read_bytes()
 
 
 def test_bad_classifier_files_are_refused_by_name(trained, tmp_path):
@@ -66,54 +95,99 @@ def test_bad_classifier_files_are_refused_by_name(trained, tmp_path):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     foreign = tmp_path / "foreign.pt"
-    torch.save({"format": "aebench-checkpoint/1", "state_dict": {}}, foreign)
+    torch.save({"format": "aebench-checkpoint/2", "state_dict": {}}, foreign)
     reshaped = tmp_path / "reshaped.pt"
     payload = torch.load(good, weights_only=True)
     payload["state_dict"]["head.weight"] = torch.zeros(5, FEATURES)
     torch.save(payload, reshaped)
     for path, reason in [
-        (tmp_path / "missing.pt", "not found"),
+        (tmp_path / "missing.pt", "classifier not found"),
         (truncated, "not a readable classifier"),
         (foreign, "not an aebench classifier"),
-        (reshaped, "do not match"),
+        (reshaped, "weights do not match the classifier's architecture"),
     ]:
         with pytest.raises(CheckpointError, match=reason) as err:
             load_classifier(path)
-        assert str(path) in str(err.value) and "\n" not in str(err.value)
+        assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
 
 
-def test_class_statistics_of_uniform_and_collapsed_predictions():
-    uniform = torch.eye(10).repeat(3, 1)  # 30 confident predictions, 3 per class
-    histogram, entropy, confidence = class_statistics(uniform)
-    assert histogram == [3] * 10 and entropy == pytest.approx(1.0) and confidence == pytest.approx(1.0)
-    collapsed = torch.full((8, 10), 0.05)
-    collapsed[:, 0] = 0.55  # every sample called a zero, with 55% confidence
-    histogram, entropy, confidence = class_statistics(collapsed)
-    assert histogram == [8] + [0] * 9 and entropy == 0.0 and confidence == pytest.approx(0.55)
-    two = torch.eye(10)[[0, 0, 1, 1]]
-    assert class_statistics(two)[1] == pytest.approx(math.log(2) / math.log(10))
+# --- judging samples ---------------------------------------------------------------------
 
 
-def test_sample_quality_is_perfect_for_real_images_and_worse_for_blank_ones(trained):
-    images, _ = synthetic_classes(200, seed=4)
-    real = sample_quality(trained, images, images)
-    assert real.frechet_distance == pytest.approx(0.0, abs=1e-6)
-    assert real.class_entropy > 0.99 and sum(real.class_histogram) == 200
-    blank = sample_quality(trained, torch.zeros(200, 1, 28, 28), images)
-    assert blank.class_entropy == 0.0 and blank.frechet_distance > 1.0
+def test_real_images_judged_against_themselves_score_perfectly(trained):
+    images, _ = synthetic_classes(200, seed=1)
+    own = reference(trained, images)
+    judged = judge_samples(trained, images, own, precision_recall_k=3, precision_recall_images=200)
+    assert list(judged) == ["count", "class_histogram", "class_entropy", "top_class_share", "mean_confidence",
+                            "frechet_distance", "precision", "recall"]
+    assert judged["count"] == 200 and judged["class_histogram"] == [20] * 10
+    assert judged["class_entropy"] == pytest.approx(1.0) and judged["top_class_share"] == pytest.approx(0.1)
+    assert judged["frechet_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert (judged["precision"], judged["recall"]) == (1.0, 1.0)
+    assert judged["mean_confidence"] == pytest.approx(own.mean_confidence)
 
 
-class FlatDecoder(torch.nn.Module):
-    latent_dim = 3
+def test_blank_images_are_one_class_far_from_the_real_ones(trained, real):
+    blank = torch.zeros(200, 1, 28, 28)
+    judged = judge_samples(trained, blank, real, precision_recall_k=3, precision_recall_images=200)
+    assert sum(judged["class_histogram"]) == 200 and max(judged["class_histogram"]) == 200
+    assert judged["class_entropy"] == 0.0 and judged["top_class_share"] == 1.0
+    assert judged["frechet_distance"] > 10.0
+    assert judged["recall"] <= 0.1  # identical samples cover at most the real images near the blank one
 
-    def decode(self, z):
-        return z.sum(-1)[:, None, None, None].expand(-1, 1, 28, 28) * 100  # logits (N, 1, 28, 28)
+
+def test_held_out_real_images_score_better_than_shuffled_ones(trained, real):
+    held_out, _ = synthetic_classes(200, seed=5)
+    shuffled = degradations.shuffle_pixels(held_out, generator=torch.Generator().manual_seed(0))
+    good, bad = (judge_samples(trained, x, real, precision_recall_k=3, precision_recall_images=200)
+                 for x in (held_out, shuffled))
+    assert good["frechet_distance"] < bad["frechet_distance"]
+    assert good["precision"] > bad["precision"] and good["recall"] > bad["recall"]
+    assert good["mean_confidence"] > bad["mean_confidence"]
 
 
-def test_prior_samples_are_images_in_the_unit_interval_from_a_fixed_seed():
-    first = prior_samples(FlatDecoder(), 25, likelihood="bernoulli", generator=torch.Generator().manual_seed(5), batch_size=10)
-    again = prior_samples(FlatDecoder(), 25, likelihood="bernoulli", generator=torch.Generator().manual_seed(5), batch_size=10)
-    assert first.shape == (25, 1, 28, 28) and first.min() >= 0 and first.max() <= 1
-    torch.testing.assert_close(first, again)
-    clipped = prior_samples(FlatDecoder(), 25, likelihood="gaussian", generator=torch.Generator().manual_seed(5))
-    assert set(clipped.unique().tolist()) <= {0.0, 1.0}  # Gaussian means beyond [0, 1] are clipped
+def test_prior_codes_are_standard_normal_from_their_generator():
+    codes = prior_codes(20000, 3, generator=torch.Generator().manual_seed(5))
+    assert codes.shape == (20000, 3)
+    torch.testing.assert_close(codes.mean(0), torch.zeros(3), atol=0.03, rtol=0)
+    torch.testing.assert_close(codes.std(0), torch.ones(3), atol=0.03, rtol=0)
+    again = prior_codes(20000, 3, generator=torch.Generator().manual_seed(5))
+    other = prior_codes(20000, 3, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(again, codes) and not torch.equal(other, codes)
+
+
+# --- which metrics may be trusted -------------------------------------------------------------
+
+
+def validate(trained, real, **kwargs):
+    held_out, _ = synthetic_classes(200, seed=5)
+    return validate_sample_metrics(trained, held_out, real, precision_recall_k=3, precision_recall_images=200,
+                                   generator=torch.Generator().manual_seed(0), **kwargs)
+
+
+def passing(validation: dict) -> list[str]:
+    return [name for name, check in validation.items() if check["passes"]]
+
+
+def test_validation_scores_each_quality_metric_on_the_degradations_in_order(trained, real):
+    validation = validate(trained, real)
+    assert list(validation) == list(QUALITY_METRICS) == ["frechet_distance", "precision", "recall", "mean_confidence"]
+    for check in validation.values():
+        assert list(check["values"]) == ["real", "blur", "salt_and_pepper", "shuffled"]
+    frechet = list(validation["frechet_distance"]["values"].values())
+    assert frechet == sorted(frechet) and validation["frechet_distance"]["passes"] is True
+    confidence = list(validation["mean_confidence"]["values"].values())
+    assert confidence == sorted(confidence, reverse=True) and validation["mean_confidence"]["passes"] is True
+    # On these toy classes every degraded copy falls outside every k-NN ball: precision ties at 0, no order shown.
+    precision = validation["precision"]["values"]
+    assert precision["real"] > 0.5 and precision["blur"] == precision["shuffled"] == 0.0
+    assert validation["precision"]["passes"] is False
+
+
+def test_a_metric_passes_only_when_it_ranks_the_known_order(trained, real, monkeypatch):
+    reversed_order = dict(reversed(list(degradations.DEGRADATIONS.items())))  # worst first: every order is wrong
+    monkeypatch.setattr(degradations, "DEGRADATIONS", reversed_order)
+    assert passing(validate(trained, real)) == []
+    same = dict.fromkeys(["real", "blur", "salt_and_pepper", "shuffled"], lambda images, *, generator: images.clone())
+    monkeypatch.setattr(degradations, "DEGRADATIONS", same)  # four identical sets: no order at all
+    assert passing(validate(trained, real)) == []

@@ -1,223 +1,377 @@
-"""The evaluate stage end to end on tiny checkpoints and a tiny prepared file; bad inputs refused."""
+"""The evaluate stage end to end on a tiny workspace: tiny checkpoints at the layout paths, a tiny prepared
+file, an untrained classifier; what it writes, where it logs, and what it refuses before any work."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
+from helpers import REPO, import_stage, make_model, seed_store, tiny_raw, write_params, write_prepared_file
 
-from aebench.common.config import load_params
+from aebench.common.config import params_from_dict
 from aebench.common.errors import CheckpointError
-from aebench.data import PreparedData, fixed_targets, load_prepared, save_prepared
+from aebench.common.layout import selected_keys
+from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG
+from aebench.data.binarize import fixed_targets
+from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import SampleClassifier, save_classifier
-from aebench.evaluation.metrics import AE_NOTE, check_metrics
-from aebench.models import build_model, load_model, resolved_config, save_checkpoint
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE, check_metrics
+from aebench.models.autoencoder import model_config
+from aebench.models.checkpoint import load_model, save_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
-LATENT = 3
-TEST_IMAGES = 120
+VARIANTS = {"ae": {"objective": "deterministic"}, "vae": {"objective": "kl_split", "beta": 1.0, "gamma": 1.0}}
+LATENT_DIMS = [2, 4]
+SIZES = {"train": 200, "val": 10, "test": 60}
+RAW = {"variants": VARIANTS, "latent_dims": LATENT_DIMS}
+
+
+def replicates():
+    params = params_from_dict(tiny_raw(**RAW))
+    return params, {(key.variant, key.latent_dim): key.replicate(0) for key in selected_keys(params)}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_workspace(root: Path) -> Path:
+    """params, prepared data, a classifier, a checkpoint per (variant, latent size) at seed 0, an MLflow store."""
+    (root / ".dvc").mkdir(parents=True)
+    write_params(root / "params.yaml", tiny_raw(**RAW))
+    write_prepared_file(root / "data" / "prepared" / "mnist.npz", SIZES)
+    torch.manual_seed(0)
+    save_classifier(root / "models" / "classifiers" / "mnist.pt", SampleClassifier().eval(),
+                    config={"dataset": "mnist"}, test_accuracy=0.1)
+    params, found = replicates()
+    for replicate in found.values():
+        model = make_model(model_config(params, replicate))
+        save_checkpoint(replicate.path(root / "models", ".pt"), model, epochs_done=2)
+    seed_store(root)
+    return root
+
+
+def stage_args(root: Path, *selectors: str, metrics: str = "metrics", latent: str = "latent") -> list[str]:
+    return [
+        "--dataset", "mnist", *selectors, "--prepared", str(root / "data" / "prepared"),
+        "--models", str(root / "models"), "--classifiers", str(root / "models" / "classifiers"),
+        "--metrics", str(root / metrics), "--latent", str(root / latent), "--runinfo", str(root / "runinfo"),
+        "--params", str(root / "params.yaml"),
+    ]
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def client_of(root: Path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
+def training_run(root: Path, name: str, sha: str) -> str:
+    """A finished run as the train stage leaves it: the replicate's name and its checkpoint's sha256 as tags."""
+    client = client_of(root)
+    experiment = client.get_experiment_by_name("aebench").experiment_id
+    run = client.create_run(experiment, run_name=name, tags={REPLICATE_TAG: name, CHECKPOINT_TAG: sha})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    time.sleep(0.01)  # distinct start times
+    return run.info.run_id
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch):
+    monkeypatch.setenv("AEBENCH_WORKERS", "1")  # in-process jobs: the tests' models are tiny
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    import signal
+
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # run_stage must not rewire pytest's SIGTERM
 
 
 @pytest.fixture(scope="module")
 def stage(load_stage):
-    return load_stage("evaluate")
+    return import_stage(load_stage, "evaluate")
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Path:
-    """A params file scaled down for speed, a prepared file of random digits-like images, a classifier."""
-    root = tmp_path_factory.mktemp("evaluate")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["device"] = "cpu"
-    params["model"]["hidden"] = [32]
-    params["evaluate"].update(iw_samples=16, iw_batch_images=10, iw_max_rows=64, latent_images=50, sample_count=100)
-    params["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-
-    rng = np.random.default_rng(0)
-    sizes = {"train": 300, "val": 10, "test": TEST_IMAGES}
-    images = {split: (rng.random((n, 28, 28)) ** 3 * 255).astype(np.uint8) for split, n in sizes.items()}
-    labels = {split: rng.integers(0, 10, n).astype(np.int64) for split, n in sizes.items()}
-    save_prepared(root / "mnist.npz", PreparedData(images=images, labels=labels))
-
-    torch.manual_seed(0)
-    save_classifier(root / "clf.pt", SampleClassifier().eval(), config={"dataset": "mnist"}, test_accuracy=0.1)
-    return root
-
-
-def make_checkpoint(workspace: Path, kind: str, *, run_id: str | None = None, name: str | None = None) -> Path:
-    config = resolved_config(load_params(workspace / "params.yaml"), dataset="mnist", model=kind, latent_dim=LATENT)
-    torch.manual_seed(1)
-    path = workspace / f"{name or kind}.pt"
-    save_checkpoint(path, build_model(config), mlflow_run_id=run_id, epochs_done=1)
-    return path
-
-
-def outputs(workspace: Path, tag: str) -> dict[str, Path]:
-    return {
-        "metrics": workspace / "metrics" / f"{tag}.json",
-        "latent": workspace / "latent" / f"{tag}.npz",
-        "activity": workspace / "latent" / f"{tag}-activity.csv",
+def evaluated(tmp_path_factory, stage):
+    """The workspace, evaluated once for every model; the runs the vae's checkpoints should and should not get."""
+    root = build_workspace(tmp_path_factory.mktemp("evaluate"))
+    _, found = replicates()
+    vae_2, vae_4 = found[("vae", 2)], found[("vae", 4)]
+    sha_2, sha_4 = (sha256(r.path(root / "models", ".pt")) for r in (vae_2, vae_4))
+    runs = {
+        "vae-2": training_run(root, vae_2.name, sha_2),
+        "vae-4": training_run(root, vae_4.name, sha_4),
+        "vae-2 newer, another checkpoint": training_run(root, vae_2.name, "0" * 64),
+        "vae-4 holding vae-2's bytes": training_run(root, vae_4.name, sha_2),
     }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AEBENCH_WORKERS", "1")
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        for variant in VARIANTS:
+            stage.main(stage_args(root, "--variant", variant))
+    return root, found, runs
 
 
-def arguments(workspace: Path, checkpoint: Path, out: dict[str, Path], classifier: Path | None = None) -> list[str]:
-    return [
-        "--checkpoint", str(checkpoint),
-        "--data", str(workspace / "mnist.npz"),
-        "--classifier", str(classifier or workspace / "clf.pt"),
-        "--metrics", str(out["metrics"]),
-        "--latent", str(out["latent"]),
-        "--activity", str(out["activity"]),
-        "--params", str(workspace / "params.yaml"),
-    ]  # fmt: skip
+def metrics_of(root: Path, replicate, folder: str = "metrics") -> dict:
+    return json.loads(replicate.path(root / folder, ".json").read_text())
 
 
-@pytest.fixture(autouse=True)
-def isolated_mlflow(workspace, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(workspace)  # MLflow's default artifact folder lands here
+def test_every_model_gets_metrics_that_pass_the_schema_and_its_latent_arrays(evaluated):
+    root, found, _ = evaluated
+    assert files_under(root / "metrics") == sorted(r.path("", ".json").as_posix() for r in found.values())
+    assert files_under(root / "latent") == sorted(r.path("", ".npz").as_posix() for r in found.values())
+    assert files_under(root / "runinfo") == sorted(r.path("evaluate", ".json").as_posix() for r in found.values())
+    for (variant, latent_dim), replicate in found.items():
+        metrics = metrics_of(root, replicate)
+        check_metrics(metrics)
+        objective = VARIANTS[variant]["objective"]
+        identity = [metrics[key] for key in ("dataset", "variant", "objective", "latent_dim", "seed")]
+        assert identity == ["mnist", variant, objective, latent_dim, 0]
+        assert metrics["stochastic"] is (variant == "vae")
+        assert metrics["test"]["images"] == SIZES["test"] and metrics["test"]["iw_samples"] == 8
+        assert all(metrics["samples"][source]["count"] == 60 for source in ("prior", "gaussian", "gmm"))
+        assert (metrics["manifold"]["roughness"] is None) is (latent_dim != 2)
 
 
-def new_run(workspace: Path) -> str:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("aebench") or client.get_experiment(client.create_experiment("aebench"))
-    run = client.create_run(experiment.experiment_id, run_name="training")
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
-
-
-def test_vae_evaluation_writes_every_output_and_logs_to_its_run(workspace, stage, capsys):
-    from mlflow.tracking import MlflowClient
-
-    run_id = new_run(workspace)
-    checkpoint = make_checkpoint(workspace, "vae", run_id=run_id)
-    out = outputs(workspace, "vae")
-    stage.main(arguments(workspace, checkpoint, out))
-
-    metrics = json.loads(out["metrics"].read_text())
-    check_metrics(metrics)
-    assert (metrics["dataset"], metrics["model"], metrics["latent_dim"], metrics["mlflow_run_id"]) == ("mnist", "vae", LATENT, run_id)
-    assert metrics["test"]["images"] == TEST_IMAGES and metrics["test"]["iw_samples"] == 16
-    assert metrics["samples"]["count"] == 100 and metrics["test"]["note"] is None
-    assert metrics["latent"]["kl_total"] == pytest.approx(sum(metrics["latent"]["kl_per_dim"]))
-
-    # The figures' latent file: means of the first test images as the encoder saw them (binarized once).
-    latent = np.load(out["latent"])
-    data = load_prepared(workspace / "mnist.npz")
-    test_images, test_labels = data.split("test")
-    targets = fixed_targets(test_images, "dynamic", seed=load_params(workspace / "params.yaml").seed)
-    expected_mu = load_model(checkpoint).encode(targets[:50])[0].detach()
-    assert latent["mu"].dtype == np.float32 and latent["mu"].shape == (50, LATENT)
-    np.testing.assert_allclose(latent["mu"], expected_mu.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(latent["labels"], test_labels[:50].numpy())
-    np.testing.assert_allclose(latent["activity"], metrics["latent"]["activity"])
-    rows = out["activity"].read_text().splitlines()
-    assert rows[0] == "dimension,activity" and len(rows) == 1 + LATENT
-    assert [float(r.split(",")[1]) for r in rows[1:]] == metrics["latent"]["activity"]
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlflow.db'}")
-    logged = client.get_run(run_id)
-    assert logged.data.metrics["test.nll_iw"] == pytest.approx(metrics["test"]["nll_iw"])
-    assert logged.data.metrics["probe.accuracy"] == pytest.approx(metrics["probe"]["accuracy"])
-    activity = sorted(client.get_metric_history(run_id, "latent.activity"), key=lambda m: m.step)
-    assert [m.value for m in activity] == pytest.approx(metrics["latent"]["activity"])
-    assert logged.info.status == "FINISHED"  # evaluation adds to the run, it does not reopen it
-    assert [a.path for a in client.list_artifacts(run_id, "evaluation")] == ["evaluation/vae.json"]
-    assert "warning" not in capsys.readouterr().err
+def test_the_latent_file_holds_the_means_the_encoder_gives_the_binarized_test_images(evaluated):
+    root, found, _ = evaluated
+    test_images, test_labels = load_prepared(root / "data" / "prepared" / "mnist.npz").split("test")
+    targets = fixed_targets(test_images, "dynamic", seed=0, split="test")
+    for (_, latent_dim), replicate in found.items():
+        with np.load(replicate.path(root / "latent", ".npz")) as latent:
+            assert sorted(latent.files) == ["activity", "expost_gaussian", "expost_gmm", "labels", "mu"]
+            model = load_model(replicate.path(root / "models", ".pt"))
+            with torch.no_grad():
+                expected = model.encode(targets[:20])[0]
+            assert latent["mu"].dtype == np.float32 and latent["mu"].shape == (20, latent_dim)
+            np.testing.assert_allclose(latent["mu"], expected.numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_array_equal(latent["labels"], test_labels[:20].numpy())
+            assert latent["activity"].tolist() == metrics_of(root, replicate)["latent"]["activity"]
+            assert latent["expost_gmm"].shape == latent["expost_gaussian"].shape == (60, latent_dim)
 
 
-def test_ae_has_null_likelihoods_with_a_note_and_no_run_is_a_warning(workspace, stage, capsys):
-    out = outputs(workspace, "ae")
-    stage.main(arguments(workspace, make_checkpoint(workspace, "ae"), out))
-    metrics = json.loads(out["metrics"].read_text())
-    check_metrics(metrics)
-    assert metrics["test"]["neg_elbo"] is None and metrics["test"]["nll_iw"] is None
-    assert metrics["latent"]["kl_per_dim"] is None and metrics["test"]["note"] == AE_NOTE
-    assert metrics["samples"]["count"] == 100  # the AE's decoder is judged on prior samples too
+def test_a_deterministic_code_has_null_likelihoods_and_a_note(evaluated):
+    root, found, _ = evaluated
+    for latent_dim in LATENT_DIMS:
+        metrics = metrics_of(root, found[("ae", latent_dim)])
+        test = metrics["test"]
+        assert (test["distortion"], test["rate"], test["neg_elbo"], test["nll_iw"]) == (None, None, None, None)
+        assert metrics["latent"]["kl_per_dim"] is None and test["note"] == DETERMINISTIC_NOTE
+        vae = metrics_of(root, found[("vae", latent_dim)])
+        assert vae["test"]["neg_elbo"] == pytest.approx(vae["test"]["distortion"] + vae["test"]["rate"])
+        assert vae["test"]["rate"] == pytest.approx(sum(vae["latent"]["kl_per_dim"]))
+
+
+def test_numbers_go_to_the_run_that_trained_exactly_that_checkpoint(evaluated):
+    root, found, runs = evaluated
+    client = client_of(root)
+    for latent_dim in LATENT_DIMS:
+        run_id = runs[f"vae-{latent_dim}"]
+        metrics = metrics_of(root, found[("vae", latent_dim)])
+        logged = client.get_run(run_id)
+        assert logged.data.metrics["test.nll_iw"] == pytest.approx(metrics["test"]["nll_iw"])
+        assert logged.data.metrics["probe.accuracy"] == pytest.approx(metrics["probe"]["accuracy"])
+        activity = sorted(client.get_metric_history(run_id, "latent.activity"), key=lambda m: m.step)
+        assert [m.step for m in activity] == list(range(latent_dim))
+        assert [m.value for m in activity] == pytest.approx(metrics["latent"]["activity"])
+        assert logged.info.status == "FINISHED"  # evaluation adds to the run, it does not reopen it
+        assert [a.path for a in client.list_artifacts(run_id, "evaluation")] == ["evaluation/seed-0.json"]
+    for decoy in ("vae-2 newer, another checkpoint", "vae-4 holding vae-2's bytes"):
+        assert client.get_run(runs[decoy]).data.metrics == {}, decoy
+    records = [json.loads(path.read_text()) for path in (root / "runinfo").rglob("*.json")]
+    records = {record["model"]: record for record in records}
+    assert records[found[("vae", 2)].name]["mlflow_run_id"] == runs["vae-2"]
+    assert records[found[("ae", 2)].name]["mlflow_run_id"] is None
+
+
+def test_a_checkpoint_no_run_trained_is_one_warning_line(tmp_path, stage, capsys):
+    root = build_workspace(tmp_path)
+    stage.main(stage_args(root, "--variant", "ae", "--latent-dim", "4"))
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
-    assert len(warnings) == 1 and "no MLflow run id" in warnings[0]
+    checkpoint = root / "models" / "mnist" / "ae" / "latent-4" / "seed-0.pt"
+    metrics = root / "metrics" / "mnist" / "ae" / "latent-4" / "seed-0.json"
+    assert warnings == [
+        f"warning: evaluate mnist-ae-4-s0: no MLflow run in sqlite:///{root / 'mlflow.db'} trained {checkpoint} "
+        f"(sha256 {sha256(checkpoint)[:12]}); its numbers are in {metrics} only"
+    ]
+    check_metrics(json.loads(metrics.read_text()))
 
 
-def test_an_unknown_run_is_one_warning_line_and_the_metrics_are_still_written(workspace, stage, capsys):
-    out = outputs(workspace, "emae")
-    stage.main(arguments(workspace, make_checkpoint(workspace, "emae", run_id="f" * 32), out))
-    check_metrics(json.loads(out["metrics"].read_text()))
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning")]
-    assert len(warnings) == 1 and "f" * 32 in warnings[0] and "not found" in warnings[0]
+def test_two_evaluations_give_the_same_bytes(evaluated, stage):
+    root, found, _ = evaluated
+    args = stage_args(root, "--variant", "vae", "--latent-dim", "2", metrics="metrics-again", latent="latent-again")
+    stage.main(args)
+    replicate = found[("vae", 2)]
+    for first, again, suffix in (("metrics", "metrics-again", ".json"), ("latent", "latent-again", ".npz")):
+        assert replicate.path(root / again, suffix).read_bytes() == replicate.path(root / first, suffix).read_bytes()
 
 
-def test_the_same_inputs_give_the_same_numbers(workspace, stage):
-    checkpoint = make_checkpoint(workspace, "vae", name="repeat")
-    first, second = outputs(workspace, "first"), outputs(workspace, "second")
-    stage.main(arguments(workspace, checkpoint, first))
-    stage.main(arguments(workspace, checkpoint, second))
-    a, b = (json.loads(out["metrics"].read_text()) for out in (first, second))
-    a.pop("timing"), b.pop("timing")
-    assert a == b
+# --- refusals: before any work, one line, nothing written --------------------------------------------
 
 
-def truncated(workspace: Path) -> Path:
-    good = make_checkpoint(workspace, "vae", name="to-truncate")
-    path = workspace / "truncated.pt"
-    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    return path
+def refused(stage, args, capsys) -> str:
+    with pytest.raises(SystemExit) as caught:
+        stage.run_stage(lambda: stage.main(args))
+    lines = capsys.readouterr().err.splitlines()
+    assert caught.value.code == 1 and len(lines) == 1, lines
+    return lines[0]
 
 
-def other_architecture(workspace: Path) -> Path:
-    payload = torch.load(make_checkpoint(workspace, "vae", name="mlp"), weights_only=True)
-    payload["config"]["model"]["arch"] = "conv"  # MLP weights under a convolutional config
-    path = workspace / "conv.pt"
+def assert_nothing_written(root: Path) -> None:
+    assert files_under(root / "metrics") == [] and files_under(root / "latent") == []
+    assert files_under(root / "runinfo") == []
+    client = client_of(root)
+    experiment = client.get_experiment_by_name("aebench").experiment_id
+    assert all(run.data.metrics == {} for run in client.search_runs([experiment]))
+
+
+def test_a_checkpoint_of_another_latent_size_is_refused(tmp_path, stage, capsys):
+    """Fault case 3: a latent-4 checkpoint copied over the latent-2 path."""
+    root = build_workspace(tmp_path)
+    _, found = replicates()
+    source, target = (found[("vae", d)].path(root / "models", ".pt") for d in (4, 2))
+    for replicate in (found[("vae", 2)], found[("vae", 4)]):
+        training_run(root, replicate.name, sha256(replicate.path(root / "models", ".pt")))
+    shutil.copy(source, target)
+    line = refused(stage, stage_args(root, "--variant", "vae"), capsys)
+    assert line == f"error: {target}: holds latent_dim = 4, but is evaluated as latent_dim = 2"
+    assert_nothing_written(root)
+
+
+def test_a_checkpoint_trained_with_other_params_is_refused(tmp_path, stage, capsys):
+    root = build_workspace(tmp_path)
+    write_params(root / "params.yaml", tiny_raw(**RAW, train__lr=2e-3))
+    checkpoint = root / "models" / "mnist" / "ae" / "latent-2" / "seed-0.pt"
+    line = refused(stage, stage_args(root, "--variant", "ae"), capsys)
+    assert line == f"error: {checkpoint}: trained with train.lr = 0.001, params now say 0.002 (retrain it: dvc repro)"
+    assert_nothing_written(root)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def reshape_weights(path: Path) -> None:
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["mean_head.weight"] = torch.zeros(4, 7)  # the config still says what params say
     torch.save(payload, path)
-    return path
 
 
 @pytest.mark.parametrize(
-    "bad, reason",
+    ("damage", "reason"),
     [
-        (lambda ws: ws / "absent.pt", "not found"),
-        (truncated, "not a readable checkpoint"),
-        (other_architecture, "architecture"),
-        (lambda ws: ws / "clf.pt", "not an aebench checkpoint"),
+        (lambda path: path.unlink(), "checkpoint not found"),
+        (truncate, "not a readable checkpoint"),
+        (lambda path: shutil.copy(path.parents[3] / "classifiers" / "mnist.pt", path), "not an aebench checkpoint"),
+        (reshape_weights, "weights do not match the model's architecture"),
     ],
 )
-def test_a_bad_checkpoint_is_refused_by_name_and_nothing_is_written(workspace, stage, bad, reason):
-    checkpoint = bad(workspace)
-    out = outputs(workspace, f"bad-{checkpoint.stem}")
-    with pytest.raises(CheckpointError, match=reason) as err:
-        stage.main(arguments(workspace, checkpoint, out))
-    assert str(checkpoint) in str(err.value) and "\n" not in str(err.value)
-    assert not any(path.exists() for path in out.values())
+def test_a_bad_checkpoint_is_refused_by_name_and_nothing_is_written(tmp_path, stage, capsys, damage, reason):
+    root = build_workspace(tmp_path)
+    checkpoint = root / "models" / "mnist" / "vae" / "latent-4" / "seed-0.pt"
+    damage(checkpoint)
+    line = refused(stage, stage_args(root, "--variant", "vae", "--latent-dim", "4"), capsys)
+    assert line.startswith(f"error: {checkpoint}: {reason}")
+    assert_nothing_written(root)
 
 
-def test_a_classifier_of_another_dataset_is_refused(workspace, stage):
-    other = workspace / "fashion-clf.pt"
-    save_classifier(other, SampleClassifier(), config={"dataset": "fashion_mnist"}, test_accuracy=0.1)
-    out = outputs(workspace, "wrong-classifier")
-    with pytest.raises(CheckpointError, match="fashion_mnist") as err:
-        stage.main(arguments(workspace, make_checkpoint(workspace, "vae"), out, classifier=other))
-    assert str(other) in str(err.value)
-    assert not any(path.exists() for path in out.values())
+def test_a_damaged_later_checkpoint_stops_the_stage_before_any_output(tmp_path, stage, capsys):
+    """The stage promises every input checked before any computation, nothing written until all is computed."""
+    root = build_workspace(tmp_path)
+    checkpoint = root / "models" / "mnist" / "vae" / "latent-4" / "seed-0.pt"
+    reshape_weights(checkpoint)  # its config is right: only loading its weights shows the damage
+    line = refused(stage, stage_args(root, "--variant", "vae"), capsys)  # latent 2 is evaluated first
+    assert line.startswith(f"error: {checkpoint}: weights do not match the model's architecture")
+    assert_nothing_written(root)
 
 
-def test_the_script_exits_1_with_one_error_line(workspace):
-    out = outputs(workspace, "script")
-    checkpoint = truncated(workspace)
+def test_a_missing_classifier_is_refused(tmp_path, stage, capsys):
+    root = build_workspace(tmp_path)
+    classifier = root / "models" / "classifiers" / "mnist.pt"
+    classifier.unlink()
+    line = refused(stage, stage_args(root, "--variant", "ae"), capsys)
+    assert line == f"error: {classifier}: classifier not found (run `dvc repro classifier@mnist`)"
+    assert_nothing_written(root)
+
+
+def test_a_classifier_of_another_dataset_is_refused(tmp_path, stage):
+    root = build_workspace(tmp_path)
+    classifier = root / "models" / "classifiers" / "mnist.pt"
+    save_classifier(classifier, SampleClassifier().eval(), config={"dataset": "fashion_mnist"}, test_accuracy=0.1)
+    with pytest.raises(CheckpointError, match="fashion_mnist") as caught:
+        stage.main(stage_args(root, "--variant", "ae", "--latent-dim", "2"))
+    assert str(caught.value).startswith(f"{classifier}: ")
+    assert_nothing_written(root)
+
+
+def test_the_script_exits_1_with_one_error_line(tmp_path):
+    root = build_workspace(tmp_path)
+    checkpoint = root / "models" / "mnist" / "vae" / "latent-2" / "seed-0.pt"
+    truncate(checkpoint)
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     result = subprocess.run(
-        [sys.executable, str(REPO / "stages" / "evaluate.py"), *arguments(workspace, checkpoint, out)],
-        capture_output=True, text=True, cwd=workspace, env=environment, timeout=120,
-    )  # fmt: skip
+        [sys.executable, str(REPO / "stages" / "evaluate.py"), *stage_args(root, "--variant", "vae")],
+        capture_output=True, text=True, cwd=root, env=environment, timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
-    assert result.stderr.startswith(f"error: {checkpoint}: ")
-    assert not any(path.exists() for path in out.values())
+    assert result.stderr.startswith(f"error: {checkpoint}: not a readable checkpoint")
+    assert_nothing_written(root)
+
+
+# --- the runner's small pieces ---------------------------------------------------------------------------
+
+
+def test_the_manifold_grid_runs_row_major_from_the_top_left():
+    from aebench.evaluation.runner import manifold_grid
+
+    grid = manifold_grid(3, 2.0)
+    assert grid.tolist() == [
+        [-2.0, 2.0], [0.0, 2.0], [2.0, 2.0],
+        [-2.0, 0.0], [0.0, 0.0], [2.0, 0.0],
+        [-2.0, -2.0], [0.0, -2.0], [2.0, -2.0],
+    ]
+
+
+def test_the_interpolation_walks_from_the_first_0_to_the_first_7_else_between_the_first_two_classes():
+    from aebench.evaluation.runner import interpolation_ends
+
+    assert interpolation_ends(torch.tensor([3, 7, 0, 7, 0])) == (2, 1)
+    assert interpolation_ends(torch.tensor([3, 3, 5, 1])) == (0, 2)
+    assert interpolation_ends(torch.tensor([4, 4])) == (0, 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agree_with_the_cpu(tmp_path):
+    from aebench.evaluation.runner import evaluate_replicate
+    from aebench.evaluation.sample_quality import reference
+
+    params, found = replicates()
+    model = make_model(model_config(params, found[("vae", 2)])).eval()
+    torch.manual_seed(0)
+    classifier = SampleClassifier().eval()
+    data = load_prepared(write_prepared_file(tmp_path / "mnist.npz", SIZES))
+
+    def evaluate(device: str) -> dict:
+        real = reference(classifier.to(device), data.split("test")[0], device=device)
+        return evaluate_replicate(model.to(device), data, classifier.to(device), real, params.evaluate, params.figures,
+                                  device=device, log=lambda line: None).metrics
+
+    first, again = evaluate("cuda"), evaluate("cuda")
+    assert first == again
+    check_metrics(first)
+    cpu = evaluate("cpu")
+    for key in ("recon_nll", "recon_bce", "recon_mse", "rate"):  # no random draw in these
+        assert first["test"][key] == pytest.approx(cpu["test"][key], rel=1e-4), key
+    assert first["latent"]["activity"] == pytest.approx(cpu["latent"]["activity"], rel=1e-3)

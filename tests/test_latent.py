@@ -1,4 +1,4 @@
-"""Activity, active units and per-dimension KL on hand-built latents; reconstructions at z = mu."""
+"""Activity, active units and per-dimension KL on hand-built latents; reconstructions at z = mu; the probe."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from aebench.evaluation.latent import active_units, activity, kl_per_dim
+from aebench.evaluation.activity import active_units, activity
+from aebench.evaluation.latent import kl_per_dim
 from aebench.evaluation.probe import linear_probe
-from aebench.evaluation.reconstruction import posterior_means, posterior_pass
+from aebench.evaluation.reconstruction import decoded_images, posterior_means, posterior_pass
+from aebench.models.likelihood import Bernoulli, Gaussian
 
 
 def hand_built_means() -> np.ndarray:
@@ -31,6 +33,7 @@ def test_activity_is_the_variance_of_each_dimensions_mean_over_images():
     means = hand_built_means()
     expected = np.array([0.0, 1e-4, 0.005, 0.04, 4.0]) * 1000 / 999  # unbiased (n - 1) variance
     np.testing.assert_allclose(activity(means), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(activity(torch.from_numpy(means).float()), expected, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("threshold, count", [(0.01, 2), (0.001, 3), (0.05, 1), (10.0, 0), (0.0, 4)])
@@ -38,9 +41,10 @@ def test_active_units_counts_dimensions_above_the_threshold(threshold, count):
     assert active_units(activity(hand_built_means()), threshold) == count
 
 
-def test_activity_needs_two_images():
+@pytest.mark.parametrize("shape", [(1, 3), (5,), (2, 3, 4)])
+def test_activity_needs_two_images_of_codes(shape):
     with pytest.raises(ValueError, match="N >= 2"):
-        activity(np.zeros((1, 3)))
+        activity(np.zeros(shape))
 
 
 def test_kl_per_dim_is_the_image_average_of_the_gaussian_kl():
@@ -57,27 +61,68 @@ class HalfUsedEncoder(nn.Module):
 
     latent_dim = 2
 
+    def __init__(self, likelihood=None) -> None:
+        super().__init__()
+        self.likelihood = likelihood or Bernoulli()
+
     def encode(self, x):
         brightness = x.flatten(1).mean(-1)  # (B,)
         mu = torch.stack([10 * brightness, torch.full_like(brightness, 0.5)], dim=-1)  # (B, 2)
         return mu, torch.zeros_like(mu)
 
     def decode(self, z):
-        return z[..., :1, None, None].expand(*z.shape[:-1], 1, 28, 28)  # logit = z_0 everywhere
+        return z[..., :1, None, None].expand(*z.shape[:-1], 1, 28, 28)  # one number everywhere: z_0
+
+    def decode_images(self, z):
+        return self.likelihood.pixel_means(self.decode(z))
 
 
-def test_posterior_pass_reconstructs_at_the_mean_and_finds_the_unused_dimension():
+@pytest.fixture
+def binary_images() -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
-    x = torch.bernoulli(torch.rand(64, 1, 1, 1, generator=generator).expand(64, 1, 28, 28).contiguous(), generator=generator)
-    result = posterior_pass(HalfUsedEncoder(), x, likelihood="bernoulli", batch_size=10)
+    grey = torch.rand(64, 1, 1, 1, generator=generator).expand(64, 1, 28, 28).contiguous()
+    return torch.bernoulli(grey, generator=generator)
+
+
+def test_posterior_pass_reconstructs_at_the_mean_and_finds_the_unused_dimension(binary_images):
+    x = binary_images
+    result = posterior_pass(HalfUsedEncoder(), x, batch_size=10)
     assert result.mu.shape == (64, 2) and result.logvar.shape == (64, 2)
     assert active_units(activity(result.mu), 0.01) == 1
     logits = 10 * x.flatten(1).mean(-1, keepdim=True).expand(64, 784)
     probabilities = torch.sigmoid(logits)
     expected_bce = nn.functional.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(-1)
     torch.testing.assert_close(result.recon_bce, expected_bce.double(), rtol=1e-5, atol=1e-3)
-    torch.testing.assert_close(result.recon_mse, ((probabilities - x.flatten(1)) ** 2).sum(-1).double(), rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(result.recon_nll, expected_bce.double(), rtol=1e-5, atol=1e-3)  # Bernoulli: the same
+    expected_mse = ((probabilities - x.flatten(1)) ** 2).sum(-1).double()
+    torch.testing.assert_close(result.recon_mse, expected_mse, rtol=1e-5, atol=1e-3)
     torch.testing.assert_close(posterior_means(HalfUsedEncoder(), x, batch_size=7), result.mu)
+
+
+def test_posterior_pass_scores_each_likelihood_by_its_own_density(binary_images):
+    x = binary_images
+    result = posterior_pass(HalfUsedEncoder(Gaussian(0.5)), x, batch_size=16)
+    means = 10 * x.flatten(1).mean(-1, keepdim=True).expand(64, 784)  # the Gaussian mean, clipped for images
+    expected_nll = -Normal(means.double(), 0.5).log_prob(x.flatten(1).double()).sum(-1)
+    torch.testing.assert_close(result.recon_nll, expected_nll, rtol=1e-5, atol=1e-2)
+    clipped = means.clamp(0, 1)
+    torch.testing.assert_close(result.recon_mse, ((clipped - x.flatten(1)) ** 2).sum(-1).double(), rtol=1e-5, atol=1e-3)
+
+
+def test_a_deterministic_code_has_no_logvar():
+    class CodeOnly(HalfUsedEncoder):
+        def encode(self, x):
+            return super().encode(x)[0], None
+
+    result = posterior_pass(CodeOnly(), torch.rand(5, 1, 28, 28), batch_size=2)
+    assert result.logvar is None and result.mu.shape == (5, 2)
+
+
+def test_decoded_images_are_pixel_means_in_batches():
+    z = torch.linspace(-6, 6, 25).reshape(25, 1).expand(25, 2).contiguous()
+    images = decoded_images(HalfUsedEncoder(), z, batch_size=4)
+    assert images.shape == (25, 1, 28, 28)
+    torch.testing.assert_close(images[:, 0, 0, 0], torch.sigmoid(z[:, 0]))
 
 
 def test_the_linear_probe_reads_labels_from_separable_means_and_not_from_noise():

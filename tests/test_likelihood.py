@@ -1,4 +1,5 @@
-"""The ELBO and importance-weighted estimators on a linear-Gaussian model, where log p(x) is exact.
+"""Pixel likelihoods against torch.distributions, and the ELBO / importance-weighted estimators on a
+linear-Gaussian model, where log p(x) is exact.
 
 Model: z ~ N(0, I_D), x | z ~ N(W z + b, s^2 I_P), so p(x) = N(b, W W^T + s^2 I).
 W has orthogonal columns, which makes the true posterior diagonal: a Gaussian
@@ -13,20 +14,110 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, MultivariateNormal, Normal, kl_divergence
+from torch.distributions import Bernoulli as TorchBernoulli
+from torch.distributions import MultivariateNormal, Normal, kl_divergence
+from torch.nn import functional as F
 
-from aebench.evaluation.likelihood import chunk_plan, estimate_likelihood, pixel_log_likelihood
-from aebench.models.objectives import reconstruction_nll
+from aebench.evaluation.likelihood import chunk_plan, estimate_likelihood, standard_normal_log_density
+from aebench.models.likelihood import Bernoulli, Gaussian, pixel_likelihood
 
 LATENT, PIXELS, NOISE_STD = 2, 6, 0.5
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --- the pixel likelihoods --------------------------------------------------------
+
+
+def test_registry_gives_each_likelihood_its_parameters():
+    assert isinstance(pixel_likelihood("bernoulli", 0.3), Bernoulli)
+    gaussian = pixel_likelihood("gaussian", 0.3)
+    assert isinstance(gaussian, Gaussian) and gaussian.std == 0.3
+    assert (Bernoulli.name, Gaussian.name) == ("bernoulli", "gaussian")
+
+
+def test_bernoulli_nll_is_the_summed_negative_log_likelihood():
+    binary = torch.bernoulli(torch.rand(8, 1, 28, 28, generator=seeded(1)), generator=seeded(2))
+    logits = torch.randn(8, 1, 28, 28, generator=seeded(3)) * 3
+    expected = -TorchBernoulli(logits=logits).log_prob(binary).sum(dim=(1, 2, 3))  # (B,) nats
+    nll = Bernoulli().nll(logits, binary)
+    assert nll.shape == (8,)
+    torch.testing.assert_close(nll, expected)
+
+
+def test_nll_broadcasts_targets_over_samples():
+    binary = torch.bernoulli(torch.rand(4, 1, 28, 28, generator=seeded(1)), generator=seeded(2))
+    logits = torch.randn(3, 4, 1, 28, 28, generator=seeded(3))  # (k, B, ...)
+    nll = Bernoulli().nll(logits, binary)
+    assert nll.shape == (3, 4)
+    torch.testing.assert_close(nll[1], Bernoulli().nll(logits[1], binary))
+
+
+def test_gaussian_nll_is_a_normalised_density():
+    x = torch.rand(8, 1, 28, 28, generator=seeded(1))
+    means = torch.rand(8, 1, 28, 28, generator=seeded(2))
+    expected = -Normal(means, 0.1).log_prob(x).sum(dim=(1, 2, 3))
+    torch.testing.assert_close(Gaussian(0.1).nll(means, x), expected)
+
+
+def test_bernoulli_rows_match_torch_distributions_at_saturated_logits():
+    target = torch.bernoulli(torch.full((4, 784), 0.3), generator=seeded(0))  # (B, P)
+    logits = torch.randn(4, 3, 784, generator=seeded(1)) * 8  # (B, K, P)
+    logits[0, 0, :10] = 120.0  # exp(120) overflows float32: the estimator must not
+    logits[1, 0, :10] = -120.0
+    expected = TorchBernoulli(logits=logits.double()).log_prob(target.double().unsqueeze(1)).sum(-1)  # (B, K)
+    got = Bernoulli().log_prob_rows(logits, target)
+    assert got.shape == (4, 3) and torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), expected, atol=2e-3, rtol=1e-6)
+
+
+def test_gaussian_rows_are_the_normalised_density():
+    target, means = torch.rand(4, 784, generator=seeded(0)), torch.rand(4, 3, 784, generator=seeded(1))
+    expected = Normal(means.double(), 0.1).log_prob(target.double().unsqueeze(1)).sum(-1)
+    torch.testing.assert_close(Gaussian(0.1).log_prob_rows(means, target).double(), expected, atol=1e-2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("likelihood", [Bernoulli(), Gaussian(0.1)], ids=["bernoulli", "gaussian"])
+def test_rows_are_the_negated_nll_row_by_row(likelihood):
+    target = torch.bernoulli(torch.full((5, 1, 28, 28), 0.2), generator=seeded(0))  # (B, 1, 28, 28)
+    output = torch.randn(5, 2, 1, 28, 28, generator=seeded(1)) * 3  # (B, K, 1, 28, 28)
+    per_image = -likelihood.nll(output, target.unsqueeze(1))  # (B, K)
+    rows = likelihood.log_prob_rows(output.flatten(2), target.flatten(1))  # (B, K)
+    torch.testing.assert_close(rows, per_image, atol=5e-3, rtol=1e-5)
+
+
+def test_pixel_means_are_images_in_the_unit_interval():
+    output = torch.tensor([[-200.0, -1.0, 0.0, 0.5, 3.0, 200.0]])
+    torch.testing.assert_close(Bernoulli().pixel_means(output), torch.sigmoid(output))
+    assert Gaussian(0.1).pixel_means(output).tolist() == [[0.0, 0.0, 0.0, 0.5, 1.0, 1.0]]
+
+
+def test_bce_is_the_cross_entropy_of_the_pixel_means_whatever_the_likelihood():
+    x = torch.rand(6, 1, 28, 28, generator=seeded(0))
+    logits = torch.randn(6, 1, 28, 28, generator=seeded(1)) * 20  # many saturated pixels
+    expected = F.binary_cross_entropy_with_logits(logits.double(), x.double(), reduction="none").sum(dim=(1, 2, 3))
+    torch.testing.assert_close(Bernoulli().bce(logits, x).double(), expected, rtol=1e-5, atol=1e-3)
+    means = torch.rand(6, 1, 28, 28, generator=seeded(2)) * 1.4 - 0.2  # some outside [0, 1]: clipped
+    clipped = means.clamp(0, 1)
+    expected = F.binary_cross_entropy(clipped, x, reduction="none").sum(dim=(1, 2, 3))
+    got = Gaussian(0.1).bce(means, x)
+    assert torch.isfinite(got).all()  # a clipped mean of exactly 0 or 1 stays finite
+    torch.testing.assert_close(got, expected)
+
+
+# --- the estimators on a linear-Gaussian model ---------------------------------------
 
 
 class LinearGaussian(nn.Module):
     """encode/decode like an aebench model; q(z|x) = true posterior, shifted by `shift`, variance times `widen`."""
 
+    likelihood = Gaussian(NOISE_STD)
+
     def __init__(self, *, shift: float = 0.0, widen: float = 1.0) -> None:
         super().__init__()
-        generator = torch.Generator().manual_seed(0)
+        generator = seeded(0)
         basis, _ = torch.linalg.qr(torch.randn(PIXELS, LATENT, generator=generator, dtype=torch.float64))
         self.weight = basis * torch.tensor([1.5, 0.8], dtype=torch.float64)  # (P, D), orthogonal columns
         self.bias = torch.randn(PIXELS, generator=generator, dtype=torch.float64) * 0.3  # (P,)
@@ -58,13 +149,14 @@ class LinearGaussian(nn.Module):
         variance = logvar.exp()
         residual = ((x.double() - mu @ self.weight.T - self.bias) ** 2).sum(-1)
         spread = (variance * (self.weight**2).sum(0)).sum(-1)  # tr(W diag(var) W^T)
-        expected_log_lik = -0.5 * PIXELS * math.log(2 * math.pi * NOISE_STD**2) - (residual + spread) / (2 * NOISE_STD**2)
+        log_normaliser = -0.5 * PIXELS * math.log(2 * math.pi * NOISE_STD**2)
+        expected_log_lik = log_normaliser - (residual + spread) / (2 * NOISE_STD**2)
         kl = 0.5 * (mu**2 + variance - logvar - 1).sum(-1)
         return expected_log_lik - kl
 
 
 def data_from(model: LinearGaussian, images: int, seed: int = 1) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeded(seed)
     z = torch.randn(images, LATENT, generator=generator, dtype=torch.float64)
     noise = torch.randn(images, PIXELS, generator=generator, dtype=torch.float64) * NOISE_STD
     return (z @ model.weight.T + model.bias + noise).float()  # (N, P)
@@ -72,14 +164,13 @@ def data_from(model: LinearGaussian, images: int, seed: int = 1) -> torch.Tensor
 
 def estimate(model, x, samples, *, seed=0, batch_images=64, max_rows=4096):
     return estimate_likelihood(
-        model,
-        x,
-        log_likelihood=pixel_log_likelihood("gaussian", NOISE_STD),
-        samples=samples,
-        batch_images=batch_images,
-        max_rows=max_rows,
-        generator=torch.Generator().manual_seed(seed),
+        model, x, samples=samples, batch_images=batch_images, max_rows=max_rows, generator=seeded(seed)
     )
+
+
+def test_standard_normal_log_density_matches_torch_distributions():
+    z = torch.randn(4, 3, 5, generator=seeded(0))
+    torch.testing.assert_close(standard_normal_log_density(z), Normal(0.0, 1.0).log_prob(z).sum(-1))
 
 
 @pytest.mark.parametrize("samples", [1, 7, 100])
@@ -88,6 +179,8 @@ def test_with_the_true_posterior_every_estimate_is_exactly_log_px(samples):
     x = data_from(model, 50)
     estimates = estimate(model, x, samples)
     exact = model.log_marginal(x)
+    assert estimates.nll_iw.shape == estimates.kl.shape == estimates.expected_nll.shape == (50,)
+    assert estimates.samples == samples
     # log w_k = log p(x) for every z_k: any error in log p(x|z), log p(z) or log q(z|x) shows here.
     torch.testing.assert_close(-estimates.nll_iw, exact, atol=2e-4, rtol=0)
     # The ELBO is tight too, but its E_q[log p(x|z)] is a Monte Carlo mean over K draws (sd ~2.5 nats each).
@@ -131,6 +224,14 @@ def test_iw_estimate_tightens_towards_log_px_as_k_grows_and_stays_above_the_elbo
     assert iw_10 >= elbo
 
 
+def test_the_same_generator_seed_gives_the_same_estimate():
+    model = LinearGaussian(shift=0.4, widen=1.8)
+    x = data_from(model, 40)
+    first, again, other = estimate(model, x, 20, seed=4), estimate(model, x, 20, seed=4), estimate(model, x, 20, seed=5)
+    assert torch.equal(first.nll_iw, again.nll_iw) and torch.equal(first.expected_nll, again.expected_nll)
+    assert not torch.equal(first.nll_iw, other.nll_iw)
+
+
 def test_a_model_without_variance_is_refused():
     class CodeOnly(LinearGaussian):
         def encode(self, x):
@@ -138,38 +239,11 @@ def test_a_model_without_variance_is_refused():
 
     with pytest.raises(ValueError, match="no q"):
         estimate(CodeOnly(), torch.zeros(3, PIXELS), 5)
+    with pytest.raises(ValueError, match="samples must be >= 1, got 0"):
+        estimate(LinearGaussian(), torch.zeros(3, PIXELS), 0)
 
 
 def test_chunk_plan_bounds_the_rows_per_decoder_pass():
     assert chunk_plan(1000, 100, 4096) == (100, 40)
     assert chunk_plan(5, 100, 4096) == (100, 5)
     assert chunk_plan(1000, 100, 10) == (10, 1)
-
-
-def test_bernoulli_log_likelihood_matches_torch_distributions_at_saturated_logits():
-    generator = torch.Generator().manual_seed(0)
-    target = torch.bernoulli(torch.full((4, 784), 0.3), generator=generator)  # (B, P)
-    logits = torch.randn(4, 3, 784, generator=generator) * 8  # (B, K, P)
-    logits[0, 0, :10] = 120.0  # exp(120) overflows float32: the estimator must not
-    logits[1, 0, :10] = -120.0
-    expected = Bernoulli(logits=logits.double()).log_prob(target.double().unsqueeze(1)).sum(-1)  # (B, K)
-    got = pixel_log_likelihood("bernoulli", 0.1)(logits, target)
-    assert got.shape == (4, 3)
-    torch.testing.assert_close(got.double(), expected, atol=2e-3, rtol=1e-6)
-
-
-def test_gaussian_log_likelihood_is_the_normalised_density():
-    generator = torch.Generator().manual_seed(0)
-    target, means = torch.rand(4, 784, generator=generator), torch.rand(4, 3, 784, generator=generator)
-    expected = Normal(means.double(), 0.1).log_prob(target.double().unsqueeze(1)).sum(-1)
-    torch.testing.assert_close(pixel_log_likelihood("gaussian", 0.1)(means, target).double(), expected, atol=1e-2, rtol=1e-6)
-
-
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
-def test_agrees_with_the_training_objectives_reconstruction_nll(likelihood):
-    generator = torch.Generator().manual_seed(0)
-    target = torch.bernoulli(torch.full((5, 1, 28, 28), 0.2), generator=generator)
-    output = torch.randn(5, 2, 1, 28, 28, generator=generator) * 3
-    training = -reconstruction_nll(output, target.unsqueeze(1), likelihood, 0.1)  # (B, K)
-    evaluation = pixel_log_likelihood(likelihood, 0.1)(output.flatten(2), target.flatten(1))
-    torch.testing.assert_close(evaluation, training, atol=5e-3, rtol=1e-5)

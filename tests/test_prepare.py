@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import yaml
 
+from helpers import import_stage
+
 from aebench.common.errors import ConfigError, DataError
 from aebench.data import official, sources
 from aebench.data.official import DatasetSpec, IdxFile
@@ -94,16 +96,15 @@ def fake(monkeypatch) -> FakeDataset:
 
 @pytest.fixture(scope="module")
 def stage(load_stage):
-    return load_stage("prepare")
+    return import_stage(load_stage, "prepare")
 
 
 def write_params(
     path: Path, *, source_dir: Path | None, val_size: int = VAL_SIZE, seed: int = SEED, subset: int | None = None
 ) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["seed"] = seed
     params["data"].update(
-        source_dir=None if source_dir is None else str(source_dir), val_size=val_size, subset=subset
+        source_dir=None if source_dir is None else str(source_dir), val_size=val_size, subset=subset, split_seed=seed
     )
     path.write_text(yaml.safe_dump(params))
     return path
@@ -115,8 +116,14 @@ def stage_args(tmp_path: Path, params: Path, *, dataset: str = "mnist", tag: str
         "--cache", str(tmp_path / "cache"),
         "--out", str(tmp_path / f"prepared{tag}" / f"{dataset}.npz"),
         "--info", str(tmp_path / f"prepared{tag}" / f"{dataset}.json"),
+        "--runinfo", str(tmp_path / f"runinfo{tag}"),
         "--params", str(params),
     ]  # fmt: skip
+
+
+def written_files(folder: Path) -> list[Path]:
+    """Files under `folder` (the stage creates its output folders up front, when it checks they are writable)."""
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 def rows(images: np.ndarray, labels: np.ndarray) -> list[tuple[bytes, int]]:
@@ -149,12 +156,14 @@ def test_prepare_from_a_source_dir_writes_the_splits_and_their_info(tmp_path, fa
 
     info = json.loads((tmp_path / "prepared" / "mnist.json").read_text())
     assert info["dataset"] == "mnist"
-    assert info["source"] == {"name": "source_dir", "location": str(source.resolve())}
+    assert "source" not in info  # a fact of the machine, not of the data: it goes to the run-info record
+    runinfo = json.loads((tmp_path / "runinfo" / "prepare" / "mnist.json").read_text())
+    assert runinfo["source"] == {"name": "source_dir", "location": str(source.resolve())}
     assert info["files"] == {f.name: {"bytes": f.size, "md5": f.md5, "sha256": f.sha256} for f in fake.spec.files}
     assert info["splits"] == {"train": 32, "val": 8, "test": 12}
     for split in ("train", "val", "test"):
         assert info["label_counts"][split] == np.bincount(data.labels[split], minlength=10).tolist()
-    assert info["val_seed"] == SEED
+    assert info["split_seed"] == SEED
 
 
 def test_the_split_depends_on_the_seed_only(tmp_path, fake, stage):
@@ -193,13 +202,12 @@ def test_verified_files_are_cached_and_the_next_run_uses_them(tmp_path, fake, st
     stage.main(stage_args(tmp_path, write_params(tmp_path / "params.yaml", source_dir=None), tag="2"))
 
     assert capsys.readouterr().err.splitlines()[0] == f"[prepare mnist] cache: ok ({tmp_path / 'cache' / 'mnist'})"
-    info = json.loads((tmp_path / "prepared2" / "mnist.json").read_text())
-    assert info["source"]["name"] == "cache"
-    assert info["source"]["obtained_from"] == {"name": "source_dir", "location": str(source.resolve())}
-    first = load_prepared(tmp_path / "prepared" / "mnist.npz")
-    second = load_prepared(tmp_path / "prepared2" / "mnist.npz")
-    for split in ("train", "val", "test"):
-        np.testing.assert_array_equal(first.images[split], second.images[split])
+    runinfo = json.loads((tmp_path / "runinfo2" / "prepare" / "mnist.json").read_text())
+    assert runinfo["source"]["name"] == "cache"
+    assert runinfo["source"]["obtained_from"] == {"name": "source_dir", "location": str(source.resolve())}
+    # The same verified files give the same bytes, whichever source delivered them.
+    for name in ("mnist.npz", "mnist.json"):
+        assert (tmp_path / "prepared2" / name).read_bytes() == (tmp_path / "prepared" / name).read_bytes()
 
 
 def test_a_corrupt_cache_is_refused_and_the_next_source_serves(tmp_path, fake, stage, capsys):
@@ -261,7 +269,7 @@ def test_a_bad_file_is_named_and_nothing_is_written(tmp_path, fake, stage, capsy
     err = capsys.readouterr().err.splitlines()
     assert err[1].startswith(f"[prepare mnist] source_dir: failed ({bad}: {message}")
     assert err[-1].startswith("error: mnist: no source delivered the four verified IDX files")
-    assert not (tmp_path / "prepared").exists()
+    assert written_files(tmp_path / "prepared") == [] and written_files(tmp_path / "runinfo") == []
     assert not (tmp_path / "cache" / "mnist").exists()  # nothing unverified is cached
 
 
@@ -273,7 +281,7 @@ def test_val_size_must_be_smaller_than_train(tmp_path, fake, stage, capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: data.val_size: must be < the {TRAIN_N} official training images, got {TRAIN_N}"
     )
-    assert not (tmp_path / "prepared").exists()
+    assert written_files(tmp_path / "prepared") == [] and written_files(tmp_path / "runinfo") == []
 
 
 def test_a_failure_while_writing_leaves_neither_file(tmp_path, fake, stage, monkeypatch):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from aebench.common.config import read_yaml
 from aebench.data.prepared import load_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.smoke
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
 def test_prepare_stage_on_the_real_data(tmp_path, dataset):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = read_yaml(REPO / "params.yaml")
     params["data"]["source_dir"] = None  # the offline sources are what this test is about
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {key: value for key, value in os.environ.items() if key != "AEBENCH_DATA_DIR"}
@@ -49,6 +50,7 @@ def test_prepare_stage_on_the_real_data(tmp_path, dataset):
             "--cache", str(tmp_path / "cache"),
             "--out", str(out),
             "--info", str(info_path),
+            "--runinfo", str(tmp_path / "runinfo"),
             "--params", str(tmp_path / "params.yaml"),
         ],  # fmt: skip
         cwd=tmp_path,
@@ -77,3 +79,6 @@ def test_prepare_stage_on_the_real_data(tmp_path, dataset):
         "train-images-idx3-ubyte",
         "train-labels-idx1-ubyte",
     ]
+    # Where the files came from is a fact of the machine: in the run-info record, not in the hashed info file.
+    source = json.loads((tmp_path / "runinfo" / "prepare" / f"{dataset}.json").read_text())["source"]
+    assert source["name"] and "source" not in info

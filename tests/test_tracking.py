@@ -1,147 +1,352 @@
-"""MLflow: one run per model with flat params, tags, per-epoch metrics and the checkpoint;
-runs always closed; the default sqlite store and a live `mlflow server` on 127.0.0.1."""
+"""MLflow: where the store is, a copied workspace's own artifacts, runs that always close, finding runs by
+tags, the training run of a replicate (reused or closed), and the evaluation's run lookup."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
+import http.server
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
-import yaml
+from helpers import import_stage, new_store, seed_store, tiny_config, tiny_raw, write_params, write_prepared_file
 
-from aebench.common.config import flatten, load_params
-from aebench.common.errors import TrainingDiverged
-from aebench.common.tracking import RunSpec, run_status, tracked_run
-from aebench.data import PreparedData, save_prepared
-from aebench.models import build_model, load_model, resolved_config
-from aebench.training import TrainingPaths, train_model
+from aebench.common.config import flatten
+from aebench.common.tracking import (
+    CHECKPOINT_TAG,
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    REPLICATE_TAG,
+    RunSpec,
+    TrackingError,
+    close_stale_run,
+    find_runs,
+    open_store,
+    preflight,
+    resolve_tracking_uri,
+    run_status,
+    tracked_run,
+)
+from aebench.evaluation.tracking import training_run_id
+from aebench.training.tracking import RESUME_KEY_TAG, finish_training_run, open_training_run
+from aebench.training.trainer import TrainingResult
 
-mlflow_client = pytest.importorskip("mlflow.tracking")
-
-REPO = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
-def tiny_config(kind: str, epochs: int = 2) -> dict:
-    config = resolved_config(load_params(REPO / "params.yaml"), dataset="mnist", model=kind, latent_dim=2)
-    config["model"]["hidden"] = [32]
-    config["train"].update(epochs=epochs, batch_size=64)
-    return config
+@pytest.fixture(autouse=True)
+def no_environment_uri(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
 @pytest.fixture(scope="module")
-def images():
-    generator = torch.Generator().manual_seed(7)
-    return torch.rand(256, 1, 28, 28, generator=generator), torch.rand(64, 1, 28, 28, generator=generator)
+def store(tmp_path_factory):
+    """One store for the tests that only add runs (each uses its own tags or experiment)."""
+    return new_store(tmp_path_factory.mktemp("store"))
 
 
-@pytest.fixture(scope="module")
-def sqlite_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def spec(uri: str, name: str, experiment: str = "aebench-test") -> RunSpec:
-    return RunSpec(tracking_uri=uri, experiment=experiment, run_name=name,
-                   tags={"dataset": "mnist", "model": name, "latent_dim": "2", "dvc_stage": f"train@mnist-{name}-2"})
+# --- where the store is ---------------------------------------------------------------
 
 
-def train(config, images, folder: Path, run: RunSpec | None, model=None):
-    torch.manual_seed(config["seed"])
-    model = model or build_model(config)
-    paths = TrainingPaths(checkpoint=folder / "m.pt", history=folder / "h.csv", resume=folder / "resume.pt")
-    train_model(model, train_images=images[0], val_images=images[1], paths=paths, device=CPU, run=run)
-    return paths
+def test_a_relative_sqlite_uri_is_the_workspaces_not_the_current_directorys(tmp_path, monkeypatch):
+    workspace, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    seed_store(workspace)
+    monkeypatch.chdir(elsewhere)
+    store = open_store("sqlite:///mlflow.db", "aebench", workspace=workspace)
+    assert store.uri == f"sqlite:///{workspace.resolve() / 'mlflow.db'}"
+    assert store.artifact_root == (workspace.resolve() / "mlruns" / "aebench").as_uri()
+    assert list(elsewhere.iterdir()) == []
 
 
-def test_each_model_is_one_finished_run_with_comparable_params(sqlite_uri, images, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    client = mlflow_client.MlflowClient(tracking_uri=sqlite_uri)
-    run_params = {}
-    for kind in ("ae", "vae"):
-        config = tiny_config(kind)
-        paths = train(config, images, tmp_path / kind, spec(sqlite_uri, kind))
-        run_id = load_model(paths.checkpoint).mlflow_run_id
-        run = client.get_run(run_id)
-        assert run.info.status == "FINISHED"
-        assert run.info.run_name == kind
-        expected = {name: "null" if value is None else str(value) for name, value in flatten(config).items()}
-        assert run.data.params == expected
-        assert run.data.params["model.hidden"] == "[32]"
-        assert run.data.tags["dvc_stage"] == f"train@mnist-{kind}-2"
-        assert run.data.tags["model"] == kind
-        history = client.get_metric_history(run_id, "train_loss")
-        assert [m.step for m in history] == [1, 2]
-        assert [m.value for m in history] == [float(line.split(",")[2]) for line in paths.history.read_text().splitlines()[1:]]
-        artifacts = [a.path for a in client.list_artifacts(run_id, "checkpoint")]
-        assert artifacts == ["checkpoint/m.pt"]
-        run_params[kind] = set(run.data.params)
-        # Artifacts sit beside the sqlite database, not in the working directory.
-        database_folder = Path(sqlite_uri.removeprefix("sqlite:///")).parent
-        stored = database_folder / "mlruns" / "aebench-test" / run_id / "artifacts" / "checkpoint" / "m.pt"
-        assert stored.read_bytes() == paths.checkpoint.read_bytes()
-    assert run_params["ae"] == run_params["vae"]  # the compare view lines every param up
-    assert not (tmp_path / "mlruns").exists()
+def test_resolving_keeps_absolute_memory_and_server_uris(tmp_path, monkeypatch):
+    resolved = resolve_tracking_uri("sqlite:///db/m.db?timeout=5", tmp_path)
+    assert resolved == f"sqlite:///{tmp_path / 'db' / 'm.db'}?timeout=5"
+    assert resolve_tracking_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+    assert resolve_tracking_uri("sqlite:///:memory:", tmp_path) == "sqlite:///:memory:"
+    assert resolve_tracking_uri("http://host:5000", tmp_path) == "http://host:5000"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
+    assert resolve_tracking_uri("sqlite:///mlflow.db", tmp_path) == f"sqlite:///{tmp_path / 'from-env.db'}"
 
 
-def test_errors_and_ctrl_c_never_leave_a_run_running(sqlite_uri):
+def test_a_new_experiment_is_created_as_custom_model_development(store):
+    client = store.client()
+    experiment = client.get_experiment_by_name("aebench")
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND == "custom_model_development"
+    assert experiment.artifact_location == store.artifact_root
+
+
+def test_an_existing_untagged_or_deleted_experiment_is_put_right(store):
+    client = store.client()
+    untagged = client.create_experiment("made-by-hand")
+    deleted = client.create_experiment("deleted-by-hand")
+    client.delete_experiment(deleted)
+    for name, experiment_id in (("made-by-hand", untagged), ("deleted-by-hand", deleted)):
+        open_store(store.uri, name, workspace=store.workspace)
+        experiment = client.get_experiment(experiment_id)
+        assert experiment.lifecycle_stage == "active"
+        assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
+def test_an_experiment_name_becomes_a_safe_artifact_folder(store):
+    other = open_store(store.uri, "my study/2 (draft)", workspace=store.workspace)
+    assert other.artifact_root == (store.workspace / "mlruns" / "my_study_2__draft_").as_uri()
+
+
+def test_a_copied_workspace_logs_artifacts_into_its_own_store(tmp_path):
+    original = tmp_path / "original"
+    store = new_store(original)
+    (original / "model.pt").write_bytes(b"weights")
+    with tracked_run(store, RunSpec("first")) as run:
+        run.log_artifact(original / "model.pt", "checkpoint")
+    first_id = run.run_id
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    before = files_under(original)
+
+    copied = open_store("sqlite:///mlflow.db", "aebench", workspace=copy)
+    assert copied.artifact_root == (copy / "mlruns" / "aebench").as_uri()
+    (copy / "model.pt").write_bytes(b"retrained weights")
+    with tracked_run(copied, RunSpec("second")) as run:
+        run.log_artifact(copy / "model.pt", "checkpoint")
+
+    assert (copy / "mlruns" / "aebench" / run.run_id / "artifacts" / "checkpoint" / "model.pt").read_bytes() == (
+        b"retrained weights")
+    assert files_under(original) == before  # the original workspace is untouched
+    client = copied.client()
+    assert client.get_experiment_by_name("aebench").artifact_location == copied.artifact_root
+    assert client.get_run(first_id).info.artifact_uri.startswith(copied.artifact_root)  # old runs moved too
+    downloaded = client.download_artifacts(first_id, "checkpoint/model.pt", str(tmp_path / "download"))
+    assert Path(downloaded).read_bytes() == b"weights"  # found in the copy's own mlruns
+
+
+def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(TrackingError) as caught:
+        preflight(UNREACHABLE)
+    assert time.monotonic() - started < 15
+    message = str(caught.value)
+    assert message.startswith(f"MLflow server {UNREACHABLE} unreachable (") and "\n" not in message
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=f"^MLflow server {UNREACHABLE} unreachable"):
+        open_store(UNREACHABLE, "aebench", workspace=tmp_path)
+    assert time.monotonic() - started < 15
+    assert list(tmp_path.iterdir()) == []
+
+
+@contextlib.contextmanager
+def http_server(status: int):
+    """A local server answering every GET with `status`: a stand-in for a tracking server's /health."""
+    paths = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            paths.append(self.path)
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", paths
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_preflight_passes_a_server_whose_health_answers():
+    with http_server(200) as (uri, paths):
+        preflight(uri)
+        preflight(uri + "/")
+    assert paths == ["/health", "/health"]
+
+
+def test_a_server_that_listens_but_is_not_healthy_is_one_line_naming_its_health_url():
+    with http_server(503) as (uri, _):
+        with pytest.raises(TrackingError) as caught:
+            preflight(uri)
+    message = str(caught.value)
+    assert message.startswith(f"MLflow server {uri} does not answer {uri}/health (HTTP Error 503")
+    assert "\n" not in message
+
+
+def test_preflight_leaves_file_stores_alone(tmp_path):
+    preflight(f"sqlite:///{tmp_path / 'none.db'}")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def test_runs_always_close_finished_failed_or_killed(store):
+    with tracked_run(store, RunSpec("fine")) as run:
+        pass
+    assert run_status(store, run.run_id) == "FINISHED"
     with pytest.raises(ValueError):
-        with tracked_run(spec(sqlite_uri, "failing")) as run:
+        with tracked_run(store, RunSpec("failing")) as run:
             raise ValueError("boom")
-    assert run_status(sqlite_uri, run.run_id) == "FAILED"
+    assert run_status(store, run.run_id) == "FAILED"
     with pytest.raises(KeyboardInterrupt):
-        with tracked_run(spec(sqlite_uri, "interrupted")) as run:
+        with tracked_run(store, RunSpec("interrupted")) as run:
             raise KeyboardInterrupt
-    assert run_status(sqlite_uri, run.run_id) == "KILLED"
+    assert run_status(store, run.run_id) == "KILLED"
 
 
-def test_diverged_training_marks_its_run_failed(sqlite_uri, images, tmp_path):
+def test_a_run_is_reopened_by_id_and_an_unknown_id_starts_a_new_one(store):
+    with tracked_run(store, RunSpec("reopened", tags={"k": "v"})) as first:
+        assert not first.resumed
+    with tracked_run(store, RunSpec("reopened"), run_id=first.run_id) as again:
+        assert again.resumed and again.run_id == first.run_id
+    with tracked_run(store, RunSpec("fresh"), run_id="f" * 32) as fresh:
+        assert not fresh.resumed and fresh.run_id != first.run_id
+    assert store.client().get_run(first.run_id).data.tags["k"] == "v"
+
+
+def test_config_is_logged_flat_with_lists_and_nulls_as_in_params(store):
+    config = {"train": {"lr": 0.001}, "network": {"hidden": [32, 16]}, "data": {"subset": None}}
+    with tracked_run(store, RunSpec("config")) as run:
+        run.log_config(config)
+    params = store.client().get_run(run.run_id).data.params
+    assert params == {"train.lr": "0.001", "network.hidden": "[32, 16]", "data.subset": "null"}
+
+
+def test_more_metrics_than_one_batch_are_all_logged(store):
+    metrics = {f"m{i:04d}": float(i) for i in range(1500)}
+    with tracked_run(store, RunSpec("many")) as run:
+        run.log_metrics(metrics, step=3)
+    logged = store.client().get_run(run.run_id).data.metrics
+    assert len(logged) == 1500 and logged["m1499"] == 1499.0
+
+
+def test_find_runs_by_tags_newest_first(store):
+    ids = []
+    for index, tags in enumerate([{"who": "a", "seed": "0"}, {"who": "a", "seed": "1"}, {"who": "b", "seed": "0"}]):
+        with tracked_run(store, RunSpec(f"find-{index}", tags=tags)) as run:
+            ids.append(run.run_id)
+        time.sleep(0.01)  # distinct start times
+    assert [r.info.run_id for r in find_runs(store, {"who": "a"})] == [ids[1], ids[0]]
+    assert [r.info.run_id for r in find_runs(store, {"who": "a", "seed": "0"})] == [ids[0]]
+    assert find_runs(store, {"who": "nobody's"}) == []
+    assert find_runs(dataclasses.replace(store, experiment="no such experiment"), {"who": "a"}) == []
+
+
+def test_close_stale_run_closes_only_a_running_run(store):
+    client = store.client()
+    experiment_id = client.get_experiment_by_name("aebench").experiment_id
+    running = client.create_run(experiment_id, run_name="left running").info.run_id
+    assert close_stale_run(store, running) is True
+    assert run_status(store, running) == "KILLED"
+    assert close_stale_run(store, running) is False  # already closed
+    assert close_stale_run(store, None) is False
+    assert close_stale_run(store, "0" * 32) is False  # unknown to this store
+
+
+# --- the training run of a replicate ---------------------------------------------------------
+
+
+def training_tags(name: str) -> dict[str, str]:
+    return {REPLICATE_TAG: name, "dataset": "mnist", "variant": "vae", "latent_dim": "2", "seed": "0"}
+
+
+def test_a_training_run_carries_its_config_tags_and_resume_key(store):
     config = tiny_config("vae")
-    config["train"]["lr"] = 1e12
-    config["model"]["likelihood"] = "gaussian"
-    config["train"]["epochs"] = 4
-    with pytest.raises(TrainingDiverged):
-        train(config, images, tmp_path, spec(sqlite_uri, "diverged", experiment="diverging"))
-    client = mlflow_client.MlflowClient(tracking_uri=sqlite_uri)
-    experiment = client.get_experiment_by_name("diverging")
-    (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.status == "FAILED"
+    run = open_training_run(store, run_name="tr-new", config=config, resume_key="key-1", tags=training_tags("tr-new"))
+    assert not run.resumed
+    logged = store.client().get_run(run.run_id)
+    assert logged.info.status == "RUNNING" and logged.info.run_name == "tr-new"
+    assert logged.data.params == {k: "null" if v is None else str(v) for k, v in flatten(config).items()}
+    assert logged.data.tags[RESUME_KEY_TAG] == "key-1" and logged.data.tags[REPLICATE_TAG] == "tr-new"
 
 
-def test_resumed_training_finishes_the_same_run(sqlite_uri, images, tmp_path):
-    config = tiny_config("emae", epochs=3)
-    torch.manual_seed(config["seed"])
-    model = build_model(config)
-    original, calls = model.loss_terms, []
-
-    def interrupt_in_epoch_3(x, *, generator=None):
-        if model.training:
-            calls.append(1)
-            if len(calls) == 9:  # 4 steps per epoch
-                raise KeyboardInterrupt
-        return original(x, generator=generator)
-
-    model.loss_terms = interrupt_in_epoch_3
-    run = spec(sqlite_uri, "resumed", experiment="resuming")
-    with pytest.raises(KeyboardInterrupt):
-        train(config, images, tmp_path, run, model=model)
-    paths = train(config, images, tmp_path, run)
-
-    client = mlflow_client.MlflowClient(tracking_uri=sqlite_uri)
-    (only,) = client.search_runs([client.get_experiment_by_name("resuming").experiment_id])
-    assert only.info.run_id == load_model(paths.checkpoint).mlflow_run_id
-    assert only.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(only.info.run_id, "val_loss")] == [1, 2, 3]
+def test_a_running_run_of_the_same_replicate_and_key_is_reused(store):
+    config = tiny_config("vae")
+    first = open_training_run(store, run_name="tr-same", config=config, resume_key="k", tags=training_tags("tr-same"))
+    again = open_training_run(store, run_name="tr-same", config=config, resume_key="k", tags=training_tags("tr-same"))
+    assert again.resumed and again.run_id == first.run_id
+    assert run_status(store, first.run_id) == "RUNNING"
+    assert len(find_runs(store, {REPLICATE_TAG: "tr-same"})) == 1
 
 
-# --- a live tracking server ------------------------------------------------
+def test_a_running_run_under_another_key_is_closed_killed(store):
+    """Fault case 4: a stage killed (kill -9) under old params leaves a RUNNING run nothing will resume."""
+    config = tiny_config("vae")
+
+    def run_of(name: str, key: str):
+        return open_training_run(store, run_name=name, config=config, resume_key=key, tags=training_tags(name))
+
+    stale, other = run_of("tr-key", "old"), run_of("tr-other", "old")
+    fresh = run_of("tr-key", "new")
+    assert not fresh.resumed and fresh.run_id != stale.run_id
+    assert run_status(store, stale.run_id) == "KILLED"
+    assert run_status(store, fresh.run_id) == "RUNNING"
+    assert run_status(store, other.run_id) == "RUNNING"  # another replicate's run is not touched
+
+
+def test_a_finished_run_is_never_reused(store):
+    config = tiny_config("vae")
+    with tracked_run(store, RunSpec("tr-done", tags={**training_tags("tr-done"), RESUME_KEY_TAG: "k"})) as done:
+        pass
+    fresh = open_training_run(store, run_name="tr-done", config=config, resume_key="k", tags=training_tags("tr-done"))
+    assert fresh.run_id != done.run_id and run_status(store, done.run_id) == "FINISHED"
+
+
+def test_finishing_logs_each_epoch_the_checkpoint_and_its_sha256(store, tmp_path):
+    checkpoint = tmp_path / "seed-0.pt"
+    checkpoint.write_bytes(b"trained weights")
+    sha = hashlib.sha256(b"trained weights").hexdigest()
+    history = [{"epoch": e, "train_loss": 10.0 / e, "val_loss": 11.0 / e} for e in (1, 2, 3)]
+    result = TrainingResult(history=history, epoch_seconds=[0.5, 0.7], checkpoint_sha256=sha)  # resumed after epoch 1
+    run = open_training_run(store, run_name="tr-fin", config=tiny_config("vae"), resume_key="k",
+                            tags=training_tags("tr-fin"))
+    finish_training_run(run, result, checkpoint=checkpoint)
+
+    client = store.client()
+    logged = client.get_run(run.run_id)
+    assert logged.info.status == "FINISHED"
+    assert logged.data.tags[CHECKPOINT_TAG] == sha
+    losses = client.get_metric_history(run.run_id, "train_loss")
+    assert [(m.step, m.value) for m in losses] == [(1, 10.0), (2, 5.0), (3, 10.0 / 3)]
+    seconds = client.get_metric_history(run.run_id, "epoch_seconds")
+    assert [(m.step, m.value) for m in seconds] == [(2, 0.5), (3, 0.7)]  # only the epochs trained in this process
+    assert "epoch" not in logged.data.metrics
+    assert [a.path for a in client.list_artifacts(run.run_id, "checkpoint")] == ["checkpoint/seed-0.pt"]
+    assert training_run_id(store, "tr-fin", sha) == run.run_id
+
+
+def test_evaluation_finds_the_run_that_wrote_exactly_this_checkpoint(store):
+    def finished(name: str, sha: str) -> str:
+        with tracked_run(store, RunSpec(name, tags={REPLICATE_TAG: name.split("#")[0], CHECKPOINT_TAG: sha})) as run:
+            pass
+        time.sleep(0.01)
+        return run.run_id
+
+    mine = finished("ev-model#1", "a" * 64)
+    finished("ev-model#2", "b" * 64)  # newer, but it wrote another checkpoint
+    finished("ev-other#1", "a" * 64)  # the same bytes under another replicate's name
+    assert training_run_id(store, "ev-model", "a" * 64) == mine
+    assert training_run_id(store, "ev-model", "c" * 64) is None  # trained elsewhere: unknown here
+
+
+# --- a live tracking server ---------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -151,15 +356,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server_uri(tmp_path_factory):
+def server(tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 with its own sqlite store, artifacts proxied to its ./mlartifacts."""
     folder = tmp_path_factory.mktemp("server")
+    seed_store(folder)  # tables already made: the server starts seconds sooner
     port = free_port()
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    log = open(folder / "server.log", "w")
     process = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=folder,  # artifacts are proxied to ./mlartifacts here
-        stdout=open(folder / "server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True,
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{folder / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -173,96 +379,47 @@ def server_uri(tmp_path_factory):
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+            time.sleep(0.3)
         yield uri, folder
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and its uvicorn worker, nothing else
+        os.killpg(process.pid, signal.SIGTERM)  # the server and its worker, nothing else
         try:
-            process.wait(timeout=5)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        log.close()
 
 
-def test_train_stage_logs_to_a_live_tracking_server(server_uri, tmp_path, monkeypatch):
-    uri, server_folder = server_uri
-    generator = np.random.default_rng(0)
-    splits = {"train": 256, "val": 64, "test": 64}
-    save_prepared(tmp_path / "mnist.npz", PreparedData(
-        images={s: generator.integers(0, 256, (n, 28, 28), dtype=np.uint8) for s, n in splits.items()},
-        labels={s: generator.integers(0, 10, n).astype(np.int64) for s, n in splits.items()},
-    ))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"]["hidden"] = [32]
-    params["train"].update(epochs=2, batch_size=64)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+def test_the_train_stage_logs_to_a_live_tracking_server(server, tmp_path, load_stage, monkeypatch):
+    uri, server_folder = server
+    root = tmp_path / "ws"
+    (root / ".dvc").mkdir(parents=True)
+    vae = {"objective": "kl_split", "beta": 1.0, "gamma": 1.0}
+    write_params(root / "params.yaml", tiny_raw(variants={"vae": vae}, mlflow__experiment="served"))
+    write_prepared_file(root / "data" / "prepared" / "mnist.npz", {"train": 128, "val": 32, "test": 10})
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)
-    sys.path.insert(0, str(REPO / "stages"))
-    try:
-        import train as train_stage
-    finally:
-        sys.path.remove(str(REPO / "stages"))
+    monkeypatch.setenv("AEBENCH_WORKERS", "1")
+    train_stage = import_stage(load_stage, "train")
     train_stage.main([
-        "--dataset", "mnist", "--model", "vae", "--latent-dim", "2", "--data", "mnist.npz",
-        "--checkpoint", "models/mnist/vae-2.pt", "--history", "history/mnist/vae-2.csv",
-        "--resume", ".cache/resume/mnist/vae-2.pt",
+        "--prepared", str(root / "data" / "prepared"), "--models", str(root / "models"),
+        "--history", str(root / "history"), "--resume", str(root / ".cache" / "resume"),
+        "--runinfo", str(root / "runinfo"), "--params", str(root / "params.yaml"),
     ])
 
-    run_id = load_model(tmp_path / "models/mnist/vae-2.pt").mlflow_run_id
-    client = mlflow_client.MlflowClient(tracking_uri=uri)
-    run = client.get_run(run_id)
-    assert run.info.status == "FINISHED"
-    assert client.get_experiment(run.info.experiment_id).name == params["mlflow"]["experiment"]
-    tags = run.data.tags
-    assert (tags["dataset"], tags["model"], tags["latent_dim"]) == ("mnist", "vae", "2")
-    assert tags["dvc_stage"] == "train@mnist-vae-2"
-    assert tags["git_commit"]
-    assert run.data.params["model.name"] == "vae" and run.data.params["train.epochs"] == "2"
-    assert [m.step for m in client.get_metric_history(run_id, "val_kl")] == [1, 2]
-    assert not (tmp_path / "mlflow.db").exists()  # the environment's server, not the params' sqlite file
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("served")  # created through the server
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "mnist-vae-2-s0"
+    assert run.data.params["variant.name"] == "vae" and run.data.params["train.epochs"] == "2"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_kl")] == [1, 2]
+    assert not (root / "mlflow.db").exists() and not (root / "mlruns").exists()  # the server, not params' sqlite
+    checkpoint = root / "models" / "mnist" / "vae" / "latent-2" / "seed-0.pt"
+    assert run.data.tags[CHECKPOINT_TAG] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     # The checkpoint went through the server to its artifact store and comes back intact.
-    downloaded = client.download_artifacts(run_id, "checkpoint/vae-2.pt", str(tmp_path / "download"))
-    assert Path(downloaded).read_bytes() == (tmp_path / "models/mnist/vae-2.pt").read_bytes()
-    assert list(server_folder.glob("mlartifacts/**/vae-2.pt"))
-    assert not (tmp_path / ".cache/resume/mnist/vae-2.pt").exists()
-
-
-def test_killed_stage_closes_its_run_and_the_rerun_finishes_it(tmp_path):
-    """SIGTERM (what a job runner or `kill` sends) mid-training, then the same command again."""
-    generator = np.random.default_rng(1)
-    splits = {"train": 256, "val": 64, "test": 64}
-    save_prepared(tmp_path / "mnist.npz", PreparedData(
-        images={s: generator.integers(0, 256, (n, 28, 28), dtype=np.uint8) for s, n in splits.items()},
-        labels={s: generator.integers(0, 10, n).astype(np.int64) for s, n in splits.items()},
-    ))
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"]["hidden"] = [16]
-    params["train"].update(epochs=30, batch_size=64)
-    params["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    command = [sys.executable, str(REPO / "stages" / "train.py"), "--dataset", "mnist", "--model", "ae",
-               "--latent-dim", "2", "--data", "mnist.npz", "--checkpoint", "m.pt", "--history", "h.csv",
-               "--resume", "resume.pt"]
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"} | {"OMP_NUM_THREADS": "1"}
-
-    stage = subprocess.Popen(command, cwd=tmp_path, env=environment, stderr=subprocess.PIPE, text=True)
-    for line in stage.stderr:  # plain progress lines: one per finished epoch
-        if "epoch 1/30" in line:
-            stage.send_signal(signal.SIGTERM)
-            break
-    stage.stderr.read()
-    assert stage.wait(timeout=60) == 130
-    assert not (tmp_path / "m.pt").exists()
-    assert (tmp_path / "resume.pt").is_file()
-    client = mlflow_client.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (killed,) = client.search_runs([client.get_experiment_by_name(params["mlflow"]["experiment"]).experiment_id])
-    assert killed.info.status == "KILLED"
-
-    rerun = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "resuming from resume.pt" in rerun.stderr
-    assert load_model(tmp_path / "m.pt").mlflow_run_id == killed.info.run_id
-    assert client.get_run(killed.info.run_id).info.status == "FINISHED"
-    assert len((tmp_path / "h.csv").read_text().splitlines()) == 1 + 30
-    assert not (tmp_path / "resume.pt").exists()
+    downloaded = client.download_artifacts(run.info.run_id, "checkpoint/seed-0.pt", str(tmp_path / "download"))
+    assert Path(downloaded).read_bytes() == checkpoint.read_bytes()
+    assert len(list(server_folder.glob("mlartifacts/**/seed-0.pt"))) == 1

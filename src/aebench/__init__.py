@@ -8,10 +8,9 @@ __all__ = ["load_model"]
 
 
 def __getattr__(name: str):
-    # Imported lazily so that `aebench.common` and `aebench.data` load without
-    # pulling in the models (and the report stage never imports torch.nn code).
+    # Imported lazily so that importing any part of aebench does not pull in torch and the models.
     if name == "load_model":
-        from aebench.models import load_model
+        from aebench.models.checkpoint import load_model
 
         return load_model
     raise AttributeError(f"module 'aebench' has no attribute {name!r}")

@@ -1,22 +1,25 @@
-"""MLflow helpers: open (or reopen) a run, log a flat config, always close the run.
+"""MLflow: where the store is, finding a model's run, opening runs that always close.
 
-Every stage that records something talks to MLflow through `tracked_run`, which
-ends the run FINISHED when the block completes, FAILED when it raises, and
-KILLED on Ctrl-C (KeyboardInterrupt), so no run is left RUNNING by an error.
-(Only a hard kill, SIGKILL, can leave one RUNNING; rerunning the training stage
-resumes that same run and finishes it.)
+Every stage talks to MLflow through an `open_store` result:
 
-The tracking URI comes from `mlflow.tracking_uri` in params.yaml unless the
-environment sets `MLFLOW_TRACKING_URI` (MLflow's own convention), e.g. to point
-CI at a tracking server. With the default `sqlite:///mlflow.db` the database is
-`mlflow.db` in the working directory. Left to itself, MLflow 3.17 would put the
-artifacts of a sqlite store under `./mlruns/<experiment id>/` of whatever
-directory the experiment happened to be created from (an absolute path it
-records once); `tracked_run` instead creates the experiment with its artifacts
-beside the database, `<db folder>/mlruns/<experiment name>/<run id>/artifacts`
-(git-ignored, and not mistaken by MLflow for an old file store, which needs
-numeric folders with meta.yaml). A tracking server stores artifacts wherever it
-is configured to (`mlflow server` proxies them to its `./mlartifacts` by default).
+- The tracking URI is `$MLFLOW_TRACKING_URI` when set, else `mlflow.tracking_uri`
+  of params. A relative sqlite path (`sqlite:///mlflow.db`) is the workspace's
+  (the params file's folder), not the current directory's, and the
+  experiment's artifacts go to `<workspace>/mlruns/<experiment>`; a workspace
+  copied or moved elsewhere moves its store's artifact root with it (MLflow
+  records absolute locations, which would otherwise point into the original).
+- A server (http/https) is checked before any work: an unreachable one is a
+  one-line TrackingError naming the URI within `PREFLIGHT_TIMEOUT_S` seconds,
+  and MLflow's own retries are bounded so a server lost mid-run does not hang
+  a stage for minutes.
+- The experiment carries `mlflow.experimentKind = custom_model_development`,
+  so MLflow 3's UI opens it on the training runs, not on GenAI traces.
+
+`tracked_run` ends a run FINISHED when its block completes, FAILED when it
+raises, and KILLED on Ctrl-C or SIGTERM (KeyboardInterrupt), so no error
+leaves one RUNNING. Runs are found by tags, never by ids stored in DVC
+outputs: `find_runs(store, {REPLICATE_TAG: ..., CHECKPOINT_TAG: sha})`
+is how evaluation reaches the run that trained exactly its checkpoint.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ import contextlib
 import logging
 import os
 import re
+import socket
+import sqlite3
 import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +43,15 @@ from typing import Any
 from aebench.common.config import flatten
 from aebench.common.errors import AebenchError
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+REPLICATE_TAG = "aebench.replicate"  # the trained model's name, e.g. mnist-vae-30-s0
+CHECKPOINT_TAG = "aebench.checkpoint"  # the sha256 of the checkpoint a training run wrote
+EXPERIMENT_KIND = "custom_model_development"
+PREFLIGHT_TIMEOUT_S = 5.0
+# Bounds for MLflow's HTTP client (it otherwise retries for minutes); a user's own settings win.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+SQLITE_PREFIX = "sqlite:///"
 
 
 class TrackingError(AebenchError):
@@ -41,29 +59,85 @@ class TrackingError(AebenchError):
 
 
 @dataclass(frozen=True)
-class RunSpec:
-    """Where and under which name a run is recorded."""
+class Store:
+    """A resolved tracking store and the experiment every run of the study goes to."""
 
-    tracking_uri: str
+    uri: str
     experiment: str
+    workspace: Path
+    artifact_root: str | None  # where this workspace's runs keep artifacts (sqlite stores), else the server's choice
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        _quiet_mlflow()
+        return MlflowClient(tracking_uri=self.uri)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Under which name and tags a run is recorded."""
+
     run_name: str
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def resolve_tracking_uri(configured: str) -> str:
-    """$MLFLOW_TRACKING_URI when set, else the value from params.yaml."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured
+def resolve_tracking_uri(configured: str, workspace: Path) -> str:
+    """$MLFLOW_TRACKING_URI when set, else the configured one; a relative sqlite path is the workspace's."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    if uri.startswith(SQLITE_PREFIX):
+        database = uri[len(SQLITE_PREFIX):]
+        path, _, query = database.partition("?")
+        if path and path != ":memory:" and not Path(path).is_absolute():
+            uri = f"{SQLITE_PREFIX}{(workspace / path).resolve()}{'?' + query if query else ''}"
+    return uri
 
 
-def git_commit(cwd: str | Path | None = None) -> str:
-    """The checked-out commit, with '-dirty' when tracked files changed; 'unknown' outside git."""
+def open_store(configured_uri: str, experiment: str, *, workspace: str | Path) -> Store:
+    """Resolve the store, check a server answers, and make sure the experiment exists as it should."""
+    workspace = Path(workspace).resolve()
+    for name, value in HTTP_LIMITS.items():
+        os.environ.setdefault(name, value)
+    uri = resolve_tracking_uri(configured_uri, workspace)
+    preflight(uri)
+    store = Store(uri=uri, experiment=experiment, workspace=workspace, artifact_root=_artifact_root(uri, experiment))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _ensure_experiment(store)
+    except MlflowException as err:
+        raise TrackingError(f"MLflow store {uri}: {_first_line(err)}") from None
+    return store
+
+
+def preflight(uri: str, *, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """For a tracking server: a TCP connection and its /health endpoint, each within `timeout` seconds."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("http", "https"):
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as err:
+        raise TrackingError(f"MLflow server {uri} unreachable ({err.strerror or err})") from None
+    health = urllib.parse.urljoin(uri.rstrip("/") + "/", "health")
+    try:
+        with urllib.request.urlopen(health, timeout=timeout) as response:  # noqa: S310 - the configured server
+            response.read(64)
+    except (OSError, urllib.error.URLError) as err:
+        raise TrackingError(f"MLflow server {uri} does not answer {health} ({_first_line(err)})") from None
+
+
+def git_commit(workspace: str | Path) -> str:
+    """The workspace's checked-out commit, with '-dirty' when tracked files changed; 'unknown' outside git."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, check=True, timeout=30,
+            cwd=workspace, capture_output=True, text=True, check=True, timeout=30,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -79,7 +153,7 @@ class TrackedRun:
         self.resumed = resumed  # True when an existing run was reopened
 
     def log_config(self, config: Mapping[str, Any]) -> None:
-        """The resolved config, flattened to dotted names (`train.lr`), as run params."""
+        """The config, flattened to dotted names (`train.lr`), as run params."""
         from mlflow.entities import Param
 
         params = [Param(name, _param_value(value)) for name, value in flatten(dict(config)).items()]
@@ -91,13 +165,12 @@ class TrackedRun:
         self._call(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(name, float(value), now, step) for name, value in metrics.items()]
-        self._call(self.client.log_batch, self.run_id, metrics=batch)
+        for start in range(0, len(batch), 1000):  # MLflow's log_batch takes at most 1000 metrics
+            self._call(self.client.log_batch, self.run_id, metrics=batch[start : start + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self._call(self.client.log_artifact, self.run_id, str(path), artifact_path)
@@ -112,18 +185,16 @@ class TrackedRun:
 
 
 @contextlib.contextmanager
-def tracked_run(spec: RunSpec, *, run_id: str | None = None) -> Iterator[TrackedRun]:
-    """Open a run (reopen `run_id` when it exists in this store), and always close it.
+def tracked_run(store: Store, spec: RunSpec, *, run_id: str | None = None) -> Iterator[TrackedRun]:
+    """Open a run (reopen `run_id` when it exists in this store's experiment), and always close it.
 
     FINISHED on success, KILLED on KeyboardInterrupt, FAILED on any other error.
     """
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    _quiet_mlflow()
+    client = store.client()
     try:
-        client = MlflowClient(tracking_uri=spec.tracking_uri)
-        experiment_id = _experiment_id(client, spec.experiment, _artifact_location(spec.tracking_uri, spec.experiment))
+        experiment_id = client.get_experiment_by_name(store.experiment).experiment_id
         run = _existing_run(client, run_id, experiment_id)
         resumed = run is not None
         if resumed:
@@ -131,52 +202,113 @@ def tracked_run(spec: RunSpec, *, run_id: str | None = None) -> Iterator[Tracked
         else:
             run = client.create_run(experiment_id, run_name=spec.run_name, tags=dict(spec.tags))
     except MlflowException as err:
-        raise TrackingError(f"MLflow store {spec.tracking_uri}: {_first_line(err)}") from None
+        raise TrackingError(f"MLflow store {store.uri}: {_first_line(err)}") from None
     tracked = TrackedRun(client, run.info.run_id, resumed=resumed)
     try:
         yield tracked
     except KeyboardInterrupt:
-        _close(client, tracked.run_id, "KILLED")
+        close_run(client, tracked.run_id, "KILLED")
         raise
     except BaseException:
-        _close(client, tracked.run_id, "FAILED")
+        close_run(client, tracked.run_id, "FAILED")
         raise
-    _close(client, tracked.run_id, "FINISHED")
+    close_run(client, tracked.run_id, "FINISHED")
 
 
-def run_status(tracking_uri: str, run_id: str) -> str:
+def close_run(client: Any, run_id: str, status: str) -> None:
+    """Mark a run ended; closing must never hide the error that got us here."""
+    try:
+        client.set_terminated(run_id, status=status)
+    except Exception as err:  # noqa: BLE001
+        logging.getLogger(__name__).warning("could not mark MLflow run %s %s: %s", run_id, status, err)
+
+
+def close_stale_run(store: Store, run_id: str | None) -> bool:
+    """Close a run that a killed stage left RUNNING (its resume file was dropped): KILLED. True if one was."""
+    if not run_id:
+        return False
+    from mlflow.exceptions import MlflowException
+
+    client = store.client()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return False
+    if run.info.status != "RUNNING":
+        return False
+    close_run(client, run_id, "KILLED")
+    return True
+
+
+def find_runs(store: Store, tags: Mapping[str, str]) -> list[Any]:
+    """Runs of the experiment carrying all `tags`, newest first."""
+    client = store.client()
+    experiment = client.get_experiment_by_name(store.experiment)
+    if experiment is None:
+        return []
+    query = " and ".join(f"tags.`{key}` = '{_quoted(value)}'" for key, value in tags.items())
+    return client.search_runs([experiment.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+
+
+def run_status(store: Store, run_id: str) -> str:
     """FINISHED, FAILED, KILLED or RUNNING: what the store says about a run."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri).get_run(run_id).info.status
+    return store.client().get_run(run_id).info.status
 
 
-def _artifact_location(tracking_uri: str, experiment: str) -> str | None:
+# --- the store and its experiment --------------------------------------------
+
+
+def _artifact_root(uri: str, experiment: str) -> str | None:
     """Artifacts of a sqlite store go beside the database file; other stores decide for themselves."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
+    if not uri.startswith(SQLITE_PREFIX):
         return None
-    database = tracking_uri[len(prefix) :].split("?")[0]
+    database = uri[len(SQLITE_PREFIX):].split("?")[0]
     if not database or database == ":memory:":
         return None
     folder = re.sub(r"[^A-Za-z0-9._-]", "_", experiment)  # an experiment name is free text
-    return (Path(database).resolve().parent / "mlruns" / folder).as_uri()
+    return (Path(database).parent / "mlruns" / folder).as_uri()
 
 
-def _experiment_id(client: Any, name: str, artifact_location: str | None) -> str:
+def _ensure_experiment(store: Store) -> None:
     from mlflow.exceptions import MlflowException
 
-    experiment = client.get_experiment_by_name(name)
+    client = store.client()
+    experiment = client.get_experiment_by_name(store.experiment)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location)
+            client.create_experiment(store.experiment, artifact_location=store.artifact_root,
+                                     tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+            return
         except MlflowException:  # created meanwhile by a parallel stage
-            experiment = client.get_experiment_by_name(name)
+            experiment = client.get_experiment_by_name(store.experiment)
             if experiment is None:
                 raise
     if experiment.lifecycle_stage == "deleted":
         client.restore_experiment(experiment.experiment_id)
-    return experiment.experiment_id
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    recorded = experiment.artifact_location
+    if store.artifact_root and recorded != store.artifact_root and recorded.startswith("file:"):
+        _relocate_artifacts(store, recorded)
+
+
+def _relocate_artifacts(store: Store, recorded: str) -> None:
+    """Point a copied workspace's store at its own artifact folder.
+
+    MLflow records the experiment's artifact location, and each run's, as
+    absolute URIs and offers no call to change them, so a copy of a workspace
+    would keep logging into the original's `mlruns`. The database is this
+    workspace's own file, so the paths are rewritten there directly.
+    """
+    database = store.uri[len(SQLITE_PREFIX):].split("?")[0]
+    with contextlib.closing(sqlite3.connect(database, timeout=30)) as connection, connection:
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE name = ?", (store.artifact_root, store.experiment)
+        )
+        for run_uuid, artifact_uri in connection.execute("SELECT run_uuid, artifact_uri FROM runs").fetchall():
+            if artifact_uri and artifact_uri.startswith(recorded):
+                moved = store.artifact_root + artifact_uri[len(recorded):]
+                connection.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", (moved, run_uuid))
 
 
 def _existing_run(client: Any, run_id: str | None, experiment_id: str):
@@ -194,14 +326,6 @@ def _existing_run(client: Any, run_id: str | None, experiment_id: str):
     return run
 
 
-def _close(client: Any, run_id: str, status: str) -> None:
-    # Closing must never hide the error that got us here.
-    try:
-        client.set_terminated(run_id, status=status)
-    except Exception as err:  # noqa: BLE001
-        logging.getLogger(__name__).warning("could not mark MLflow run %s %s: %s", run_id, status, err)
-
-
 def _quiet_mlflow() -> None:
     # MLflow sets its logger to INFO when imported and then announces schema migrations
     # and experiment creation on every stage start; only warnings matter here.
@@ -209,13 +333,17 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _quoted(value: str) -> str:
+    return str(value).replace("'", "\\'")
+
+
 def _param_value(value: Any) -> str:
-    # Lists such as model.hidden are logged as "[512, 256]"; None as "null", like params.yaml.
+    # Lists such as network.hidden are logged as "[256, 128]"; None as "null", like params.yaml.
     if value is None:
         return "null"
     return str(value)
 
 
-def _first_line(err: Exception) -> str:
+def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from aebench.common.errors import DataError
-from aebench.common.files import atomic_path, read_npz
+from aebench.common.files import read_npz, write_npz
 
 SPLITS = ("train", "val", "test")
 IMAGE_SHAPE = (28, 28)
@@ -38,9 +38,7 @@ def save_prepared(path: str | Path, data: PreparedData) -> None:
     for split in SPLITS:
         arrays[f"{split}_x"] = np.ascontiguousarray(data.images[split], dtype=np.uint8)
         arrays[f"{split}_y"] = np.ascontiguousarray(data.labels[split], dtype=np.int64)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:  # a file handle: np.savez would append ".npz" to a bare name
-            np.savez(handle, **arrays)
+    write_npz(path, **arrays)
 
 
 def load_prepared(path: str | Path) -> PreparedData:

@@ -65,12 +65,16 @@ def prepare_splits(
 
 
 def data_info(
-    obtained: ObtainedDataset, prepared: PreparedData, *, seed: int, subset: int | None = None
+    obtained: ObtainedDataset, prepared: PreparedData, *, split_seed: int, subset: int | None = None
 ) -> dict[str, Any]:
-    """The info JSON of CONTRIBUTING.md: source, checksums, split sizes, label counts."""
+    """The info JSON of CONTRIBUTING.md: checksums, split sizes, label counts, how the split was drawn.
+
+    Where the files came from (a cache, a mirror, a package) is a fact of the
+    machine, not of the data: it goes to the run-info record, so this file has
+    the same bytes wherever the verified files came from.
+    """
     return {
         "dataset": obtained.spec.name,
-        "source": obtained.source,
         "files": {
             name: {"bytes": len(verified.content), "md5": verified.md5, "sha256": verified.sha256}
             for name, verified in obtained.files.items()
@@ -79,7 +83,7 @@ def data_info(
         "label_counts": {
             split: np.bincount(prepared.labels[split], minlength=NUM_CLASSES).tolist() for split in SPLITS
         },
-        "val_seed": seed,
+        "split_seed": split_seed,
         "subset": subset,
     }
 

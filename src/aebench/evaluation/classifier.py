@@ -14,6 +14,7 @@ the CPU; batch norm and a cosine learning-rate decay reach ~99% on MNIST and
 
 from __future__ import annotations
 
+import io
 import math
 import pickle
 import time
@@ -27,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aebench.common.errors import CheckpointError
-from aebench.common.files import atomic_path
+from aebench.common.files import write_bytes
 
 FORMAT = "aebench-classifier/1"
 CLASSES = 10
@@ -129,8 +130,9 @@ def save_classifier(path: str | Path, model: SampleClassifier, *, config: dict[s
         "config": config,
         "test_accuracy": test_accuracy,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buffer = io.BytesIO()  # torch.save names its records after the file: in memory, the bytes depend on the payload only
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_classifier(path: str | Path) -> tuple[SampleClassifier, dict[str, Any]]:

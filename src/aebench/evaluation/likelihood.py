@@ -18,53 +18,18 @@ Speed: the decoder pass over N * K rows dominates (K = 1000 over 10 000
 images: ~80 s on 2 CPU cores, `benchmarks/iw_speed.py`). The samples of an
 image sit side by side, (B, K, ...), and a pass decodes at most about
 `max_rows` rows (a few thousand keep the logits in the CPU cache; a GPU prefers
-more). The Bernoulli log-likelihood is written with exp and log: PyTorch's
-softplus and log1p are not vectorised on the CPU and cost 3x more, as much as
-the decoder's last layer.
+more); the likelihood's `log_prob_rows` scores all of an image's samples at once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from aebench.models.likelihood import LOG_2PI
 from aebench.models.objectives import gaussian_kl
-
-LOG_2PI = math.log(2 * math.pi)
-
-# output (B, K, P) and target (B, P), both flattened over pixels -> log p(x | z) (B, K)
-PixelLogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _bernoulli_log_likelihood(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    # log p(x|l) = sum_j [x_j l_j - softplus(l_j)], softplus(l) = max(l, 0) + log(1 + exp(-|l|)).
-    # log(1 + u) for u in (0, 1] loses at most ~1e-7 nats per pixel against log1p.
-    agreement = torch.bmm(logits, target.unsqueeze(-1)).squeeze(-1)  # (B, K): no (B, K, P) temporary
-    softplus = logits.abs().neg_().exp_().add_(1).log_().sum(-1) + logits.clamp(min=0).sum(-1)
-    return agreement - softplus
-
-
-def _gaussian_log_likelihood(std: float) -> PixelLogLikelihood:
-    def log_likelihood(mean: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pixels = target.shape[-1]
-        squared = (mean - target.unsqueeze(1)).pow_(2).sum(-1)  # (B, K)
-        return -0.5 * squared / std**2 - pixels * (math.log(std) + 0.5 * LOG_2PI)
-
-    return log_likelihood
-
-
-# likelihood name -> factory(gaussian_std) -> normalised log-density of the targets.
-PIXEL_LIKELIHOODS: dict[str, Callable[[float], PixelLogLikelihood]] = {
-    "bernoulli": lambda std: _bernoulli_log_likelihood,
-    "gaussian": _gaussian_log_likelihood,
-}
-
-
-def pixel_log_likelihood(likelihood: str, gaussian_std: float) -> PixelLogLikelihood:
-    return PIXEL_LIKELIHOODS[likelihood](gaussian_std)
 
 
 def standard_normal_log_density(z: torch.Tensor) -> torch.Tensor:
@@ -102,7 +67,6 @@ def estimate_likelihood(
     model,
     targets: torch.Tensor,
     *,
-    log_likelihood: PixelLogLikelihood,
     samples: int,
     batch_images: int,
     max_rows: int,
@@ -133,7 +97,7 @@ def estimate_likelihood(
             eps = torch.randn((len(x), k, mu.shape[-1]), generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu.unsqueeze(1) + std.unsqueeze(1) * eps  # (B, k, D)
             output = model.decode(z).flatten(2)  # (B, k, P)
-            log_px_z = log_likelihood(output, flat_x)  # (B, k)
+            log_px_z = model.likelihood.log_prob_rows(output, flat_x)  # (B, k)
             # log q from eps directly: stable even when sigma is tiny (the EM-AE's).
             log_qz = -0.5 * (eps.pow(2) + logvar.unsqueeze(1) + LOG_2PI).sum(-1)  # (B, k)
             log_weights.append(log_px_z + standard_normal_log_density(z) - log_qz)

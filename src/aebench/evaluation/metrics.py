@@ -1,16 +1,21 @@
 """The evaluation metrics file: every key documented here, and its schema check.
 
-`metrics/<dataset>/<model>-<latent_dim>.json` is nested by the first part of
-each dotted key below (`test.nll_iw` is `payload["test"]["nll_iw"]`). All
-numbers are on the test split. Likelihoods and reconstruction errors are per
-image: summed over the 784 pixels, averaged over the images, in nats where
-they are log-densities. Test images are binarized once with the study's seed
-when the model was trained with `data.binarize: dynamic` (the targets of every
-likelihood, and the encoder's input), and left grey-level otherwise.
+`metrics/<dataset>/<variant>/latent-<D>/seed-<s>.json` is nested by the parts
+of each dotted key below (`test.nll_iw` is `payload["test"]["nll_iw"]`). All
+numbers are on the test split unless a key says otherwise. Likelihoods and
+reconstruction errors are per image: summed over the 784 pixels, averaged
+over the images, in nats where they are log-densities. Test images are
+binarized once with the replicate's seed when the model was trained with
+`data.binarize: dynamic` (the targets of every likelihood, and the encoder's
+input), and left grey-level otherwise.
+
+A file is a pure function of the checkpoint, the data and params: it holds no
+wall time and no run id (those go to the run-info record and MLflow), so a
+rerun writes the same bytes.
 
 `METRIC_DOCS` (key -> one line) is what the report and the README quote;
-`check_metrics` is the contract that the report stage can rely on. This
-module imports no torch: the report stage loads it.
+`check_metrics` is the contract that the report stage relies on. This module
+imports no torch: the report stage loads it.
 """
 
 from __future__ import annotations
@@ -21,12 +26,19 @@ from typing import Any
 
 from aebench.common.errors import AebenchError
 
-AE_NOTE = (
-    "the AE has a deterministic code and no q(z|x), so it defines no density: "
-    "no ELBO, importance-weighted likelihood or KL"
+DETERMINISTIC_NOTE = (
+    "a deterministic code has no q(z|x), so the model defines no density: "
+    "no ELBO, importance-weighted likelihood, rate or KL"
 )
 CLASSES = 10
 _SLACK = 1e-9  # round-off allowed below a lower bound (a KL of -1e-16 is a zero)
+NATS = "nats/image"
+# Where sample images come from: the prior, and the two ex-post densities fitted on the training means.
+SAMPLE_SOURCES = {
+    "prior": "z ~ N(0, I)",
+    "gaussian": "z from a full-covariance Gaussian fitted on the training means (ex post, Ghosh et al. 2020)",
+    "gmm": "z from a Gaussian mixture (evaluate.expost_components components) fitted on the training means (ex post)",
+}
 
 
 class MetricsError(AebenchError):
@@ -38,107 +50,167 @@ class Metric:
     kind: str  # str, int, float, int_list, float_list
     doc: str
     unit: str = ""
-    null_for_ae: bool = False  # null exactly when the model is the AE
+    null_when_deterministic: bool = False  # null exactly when the model has a deterministic code
+    null_unless_2d: bool = False  # null exactly when the latent is not 2-D
     nullable: bool = False  # may be null for any model
     minimum: float | None = None
     maximum: float | None = None
 
 
-NATS = "nats/image"
+def _sample_metrics(source: str, what: str) -> dict[str, Metric]:
+    prefix = f"samples.{source}"
+    return {
+        f"{prefix}.count": Metric(kind="int", doc=f"images decoded from {what}", unit="images", minimum=1),
+        f"{prefix}.class_histogram": Metric(
+            kind="int_list", doc="how many of them the dataset's classifier assigns to each of the 10 classes",
+            unit="images", minimum=0,
+        ),
+        f"{prefix}.class_entropy": Metric(
+            kind="float", doc="entropy of class_histogram / log(10): 1 = every class equally often, 0 = one class "
+            "(diversity of classes, not quality)", minimum=0, maximum=1,
+        ),
+        f"{prefix}.top_class_share": Metric(
+            kind="float", doc="share of the samples in the most frequent class", unit="fraction", minimum=0, maximum=1,
+        ),
+        f"{prefix}.mean_confidence": Metric(
+            kind="float", doc="mean over samples of the classifier's top-class probability", unit="probability",
+            minimum=0, maximum=1,
+        ),
+        f"{prefix}.frechet_distance": Metric(
+            kind="float", doc="Fréchet distance between Gaussians fitted to the classifier's penultimate features of "
+            "the samples and of the test images (lower = closer; mixes fidelity and coverage)",
+            unit="squared feature units", minimum=0,
+        ),
+        f"{prefix}.precision": Metric(
+            kind="float", doc="improved precision (Kynkäänniemi et al. 2019): share of samples inside the k-NN ball "
+            "of some test image, in the classifier's feature space (fidelity)", unit="fraction", minimum=0, maximum=1,
+        ),
+        f"{prefix}.recall": Metric(
+            kind="float", doc="improved recall: share of test images inside the k-NN ball of some sample (coverage)",
+            unit="fraction", minimum=0, maximum=1,
+        ),
+    }
+
 
 METRICS: dict[str, Metric] = {
     "dataset": Metric(kind="str", doc="dataset the model was trained and evaluated on (mnist, fashion_mnist)"),
-    "model": Metric(kind="str", doc="objective: ae, vae or emae"),
+    "variant": Metric(kind="str", doc="the model's variant: its name in params `variants`"),
+    "objective": Metric(kind="str", doc="the variant's objective (aebench.models.objectives)"),
+    "stochastic": Metric(kind="bool", doc="whether the encoder defines q(z|x) (a Gaussian), or a deterministic code"),
     "latent_dim": Metric(kind="int", doc="size D of the latent code", minimum=1),
-    "mlflow_run_id": Metric(
-        kind="str", doc="MLflow run of the model's training, where these numbers are logged too", nullable=True
-    ),
+    "seed": Metric(kind="int", doc="the replicate's seed (initialisation, data order, binarization, noise)", minimum=0),
     "test.images": Metric(kind="int", doc="test images evaluated", unit="images", minimum=1),
+    "test.recon_nll": Metric(
+        kind="float", doc="-log p(x | z = mu) under the model's own likelihood, the reconstruction decoded at the "
+        "posterior mean (the code for the AE)", unit=NATS,
+    ),
     "test.recon_bce": Metric(
-        kind="float",
-        doc="binary cross-entropy of the reconstruction decoded at z = mu (the code for the AE), summed over pixels",
-        unit=NATS,
-        minimum=0,
+        kind="float", doc="binary cross-entropy of the reconstruction's pixel means at z = mu against the test image, "
+        "summed over pixels (comparable across likelihoods)", unit=NATS, minimum=0,
     ),
     "test.recon_mse": Metric(
-        kind="float",
-        doc="squared error of the reconstruction (image in [0, 1]) decoded at z = mu, summed over pixels",
-        unit="squared pixel error/image",
-        minimum=0,
+        kind="float", doc="squared error of the reconstruction's pixel means (image in [0, 1]) at z = mu, summed "
+        "over pixels", unit="squared pixel error/image", minimum=0,
+    ),
+    "test.distortion": Metric(
+        kind="float", doc="distortion D = E_q[-log p(x|z)], Monte Carlo over the iw_samples draws from q "
+        "(Alemi et al. 2018)", unit=NATS, null_when_deterministic=True,
+    ),
+    "test.rate": Metric(
+        kind="float", doc="rate R = KL(q(z|x) || N(0, I)), exact, averaged over test images; -ELBO = D + R",
+        unit=NATS, null_when_deterministic=True, minimum=0,
     ),
     "test.neg_elbo": Metric(
-        kind="float",
-        doc="-ELBO with the model's own q: E_q[-log p(x|z)] over the iw_samples draws plus the exact KL "
-        "(the EM-AE's q was never trained for this, so a poor value is a finding)",
-        unit=NATS,
-        null_for_ae=True,
+        kind="float", doc="-ELBO with the model's own q: distortion + rate (the EM-AE's q was never trained for "
+        "this, so a poor value is a finding)", unit=NATS, null_when_deterministic=True,
     ),
     "test.nll_iw": Metric(
-        kind="float",
-        doc="importance-weighted estimate of -log p(x) with iw_samples samples from q (Burda et al. 2015): "
-        "an upper bound on the NLL in expectation, tighter as iw_samples grows",
-        unit=NATS,
-        null_for_ae=True,
+        kind="float", doc="importance-weighted estimate of -log p(x) with iw_samples samples from q (Burda et al. "
+        "2015): an upper bound on the NLL in expectation, tighter as iw_samples grows", unit=NATS,
+        null_when_deterministic=True,
     ),
     "test.iw_samples": Metric(
-        kind="int", doc="K, samples per image for neg_elbo and nll_iw (evaluate.iw_samples)", unit="samples", minimum=1
+        kind="int", doc="K, samples per image for distortion, neg_elbo and nll_iw (evaluate.iw_samples)",
+        unit="samples", minimum=1,
     ),
-    "test.note": Metric(kind="str", doc="why some numbers are null (the AE), else null", nullable=True),
+    "test.note": Metric(kind="str", doc="why some numbers are null (a deterministic code), else null", nullable=True),
+    "latent.activity": Metric(
+        kind="float_list", doc="per dimension, the variance over the test set of the posterior mean (the code for "
+        "the AE): A_u (Burda et al. 2015); scales with the latent, so compare it within a model",
+        unit="latent units squared", minimum=0,
+    ),
+    "latent.au_threshold": Metric(
+        kind="float", doc="activity threshold for an active unit (evaluate.au_threshold; Burda et al.: 0.01)", minimum=0
+    ),
     "latent.active_units": Metric(
         kind="int", doc="dimensions whose activity exceeds au_threshold", unit="dimensions", minimum=0
     ),
-    "latent.au_threshold": Metric(
-        kind="float", doc="activity threshold for an active unit (Burda et al.: 0.01)", minimum=0
-    ),
-    "latent.kl_total": Metric(
-        kind="float", doc="KL(q(z|x) || N(0, I)) averaged over test images", unit=NATS, null_for_ae=True, minimum=0
-    ),
-    "latent.activity": Metric(
-        kind="float_list",
-        doc="per dimension, the variance over the test set of the posterior mean (the code for the AE): A_u",
-        unit="latent units squared",
-        minimum=0,
-    ),
     "latent.kl_per_dim": Metric(
-        kind="float_list", doc="per dimension, the KL averaged over test images", unit=NATS, null_for_ae=True, minimum=0
+        kind="float_list", doc="per dimension, KL(q(z_u|x) || N(0, 1)) averaged over test images", unit=NATS,
+        null_when_deterministic=True, minimum=0,
+    ),
+    "latent.usage": Metric(
+        kind="float_list", doc="decoder usage per dimension: mean squared change of the decoded image (pixel means) "
+        "when the dimension's code is replaced by another test image's, over evaluate.usage_images test images; "
+        "scale-free (any rescaling of a dimension is absorbed by the decoder) and zero for an ignored dimension",
+        unit="squared pixels/image", minimum=0,
+    ),
+    "latent.usage_share": Metric(
+        kind="float_list", doc="usage / its sum over dimensions: how the decoder's use is split", unit="fraction",
+        minimum=0, maximum=1,
+    ),
+    "latent.usage_threshold": Metric(
+        kind="float", doc="share above which a dimension counts as used (evaluate.usage_threshold)", minimum=0
+    ),
+    "latent.used_units": Metric(
+        kind="int", doc="dimensions whose usage share exceeds usage_threshold", unit="dimensions", minimum=0
+    ),
+    "latent.effective_dims": Metric(
+        kind="float", doc="exp(entropy of usage_share): 1 when one dimension carries all use, D when all share it "
+        "equally", unit="dimensions", minimum=0,
+    ),
+    "latent.knn_accuracy": Metric(
+        kind="float", doc="test accuracy of a k-NN classifier (evaluate.knn_k neighbours, standardised means) "
+        "fitted on the training means: how well the latent keeps same-label images together",
+        unit="fraction", minimum=0, maximum=1,
+    ),
+    "aggregate.mean_norm": Metric(
+        kind="float", doc="||mean|| of the training split's posterior means (the aggregate posterior; 0 for N(0, I))",
+        unit="latent units", minimum=0,
+    ),
+    "aggregate.covariance_error": Metric(
+        kind="float", doc="||Cov - I||_F / ||I||_F of the training means (0 when they are spread like N(0, I))",
+        minimum=0,
     ),
     "probe.method": Metric(
         kind="str", doc="the linear probe: logistic regression on standardized train-split posterior means"
     ),
     "probe.accuracy": Metric(
-        kind="float", doc="test accuracy of the probe on test-split posterior means", unit="fraction", minimum=0, maximum=1
-    ),
-    "samples.count": Metric(
-        kind="int", doc="images decoded from z ~ N(0, I) with the study's seed", unit="images", minimum=1
-    ),
-    "samples.class_histogram": Metric(
-        kind="int_list",
-        doc="how many samples the dataset's classifier assigns to each of the 10 classes",
-        unit="images",
-        minimum=0,
-    ),
-    "samples.class_entropy": Metric(
-        kind="float",
-        doc="entropy of class_histogram / log(10): 1 = every class equally often, 0 = one class only",
-        minimum=0,
+        kind="float", doc="test accuracy of the probe on test-split posterior means", unit="fraction", minimum=0,
         maximum=1,
     ),
-    "samples.mean_confidence": Metric(
-        kind="float",
-        doc="mean over samples of the classifier's top-class probability",
-        unit="probability",
-        minimum=0,
-        maximum=1,
+    **{key: metric for source, what in SAMPLE_SOURCES.items() for key, metric in _sample_metrics(source, what).items()},
+    "manifold.roughness": Metric(
+        kind="float", doc="mean distance between neighbouring images of the decoded latent grid "
+        "(figures.manifold_steps points over +-figures.manifold_range) / mean distance between random test-image "
+        "pairs: small when the grid changes smoothly", null_unless_2d=True, minimum=0,
     ),
-    "samples.frechet_distance": Metric(
-        kind="float",
-        doc="Fréchet distance between Gaussians fitted to the classifier's penultimate features of the samples "
-        "and of the test images (lower = closer to real images)",
-        unit="squared feature units",
-        minimum=0,
+    "manifold.mean_confidence": Metric(
+        kind="float", doc="the classifier's mean top-class probability over the decoded grid images",
+        unit="probability", null_unless_2d=True, minimum=0, maximum=1,
     ),
-    "timing.seconds": Metric(
-        kind="float", doc="wall time of the evaluation, after loading its inputs", unit="seconds", minimum=0
+    "manifold.corner_confidence": Metric(
+        kind="float", doc="the same over the grid's four corner images (far from the prior's mass)",
+        unit="probability", null_unless_2d=True, minimum=0, maximum=1,
+    ),
+    "interpolation.start_label": Metric(kind="int", doc="class of the path's first test image", minimum=0),
+    "interpolation.end_label": Metric(kind="int", doc="class of the path's last test image", minimum=0),
+    "interpolation.frame_labels": Metric(
+        kind="int_list", doc="the classifier's label of each image decoded along the straight path between the two "
+        "posterior means (figures.interpolation_steps frames)", minimum=0,
+    ),
+    "interpolation.classes_between": Metric(
+        kind="int", doc="distinct classes other than the two ends among the frame labels", unit="classes", minimum=0,
     ),
 }
 
@@ -147,69 +219,70 @@ METRIC_DOCS: dict[str, str] = {
 }
 
 
-def _nested_keys() -> dict[str | None, list[str]]:
-    """Section (None for the top level) -> its keys, in METRICS order."""
-    sections: dict[str | None, list[str]] = {None: []}
-    for key in METRICS:
-        section, _, name = key.rpartition(".")
-        if section:
-            if section not in sections:
-                sections[section] = []
-                sections[None].append(section)
-            sections[section].append(name)
-        else:
-            sections[None].append(name)
-    return sections
-
-
-def check_metrics(payload: Any) -> None:
-    """Raise MetricsError (naming the key) unless `payload` follows METRICS exactly."""
-    if not isinstance(payload, dict):
-        raise MetricsError(f"metrics: expected a mapping, got {type(payload).__name__}")
-    sections = _nested_keys()
-    _check_keys(payload, sections[None], None)
-    for section, names in sections.items():
-        if section is not None:
-            if not isinstance(payload[section], dict):
-                raise MetricsError(f"{section}: expected a mapping, got {type(payload[section]).__name__}")
-            _check_keys(payload[section], names, section)
-    is_ae = payload["model"] == "ae"
-    for key, metric in METRICS.items():
-        _check_value(key, metric, _lookup(payload, key), is_ae)
-    _check_consistency(payload)
-
-
-def _check_keys(mapping: dict, expected: list[str], section: str | None) -> None:
-    prefix = f"{section}." if section else ""
-    missing = [k for k in expected if k not in mapping]
-    if missing:
-        raise MetricsError(f"{prefix}{missing[0]}: missing")
-    unknown = sorted(set(mapping) - set(expected))
-    if unknown:
-        raise MetricsError(f"{prefix}{unknown[0]}: not a documented metric (see METRIC_DOCS)")
-
-
-def _lookup(payload: dict, key: str) -> Any:
+def lookup(payload: dict, key: str) -> Any:
+    """The value at a dotted key: lookup(payload, "test.nll_iw") is payload["test"]["nll_iw"]."""
     value: Any = payload
     for part in key.split("."):
         value = value[part]
     return value
 
 
-def _check_value(key: str, metric: Metric, value: Any, is_ae: bool) -> None:
-    if metric.null_for_ae and is_ae:
-        if value is not None:
-            raise MetricsError(f"{key}: must be null for the AE, got {value!r}")
-        return
+def check_metrics(payload: Any) -> None:
+    """Raise MetricsError (naming the key) unless `payload` follows METRICS exactly."""
+    if not isinstance(payload, dict):
+        raise MetricsError(f"metrics: expected a mapping, got {type(payload).__name__}")
+    _check_tree(payload, _key_tree(), prefix="")
+    deterministic = payload["stochastic"] is False
+    two_d = payload["latent_dim"] == 2
+    for key, metric in METRICS.items():
+        _check_value(key, metric, lookup(payload, key), deterministic=deterministic, two_d=two_d)
+    _check_consistency(payload)
+
+
+def _key_tree() -> dict:
+    """METRICS' dotted keys as a nested dict of {name: subtree or None}, in METRICS order."""
+    tree: dict = {}
+    for key in METRICS:
+        node = tree
+        *sections, leaf = key.split(".")
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = None
+    return tree
+
+
+def _check_tree(mapping: Any, tree: dict, prefix: str) -> None:
+    if not isinstance(mapping, dict):
+        raise MetricsError(f"{prefix.rstrip('.')}: expected a mapping, got {type(mapping).__name__}")
+    missing = [k for k in tree if k not in mapping]
+    if missing:
+        raise MetricsError(f"{prefix}{missing[0]}: missing")
+    unknown = sorted(set(mapping) - set(tree))
+    if unknown:
+        raise MetricsError(f"{prefix}{unknown[0]}: not a documented metric (see METRIC_DOCS)")
+    for name, subtree in tree.items():
+        if subtree is not None:
+            _check_tree(mapping[name], subtree, prefix=f"{prefix}{name}.")
+
+
+def _check_value(key: str, metric: Metric, value: Any, *, deterministic: bool, two_d: bool) -> None:
+    for condition, flag, why in (
+        (deterministic, metric.null_when_deterministic, "for a deterministic code"),
+        (not two_d, metric.null_unless_2d, "unless the latent is 2-D"),
+    ):
+        if flag and condition:
+            if value is not None:
+                raise MetricsError(f"{key}: must be null {why}, got {value!r}")
+            return
     if value is None:
         if metric.nullable:
             return
         raise MetricsError(f"{key}: must not be null")
-    items = value if metric.kind.endswith("_list") else [value]
-    if metric.kind.endswith("_list") and (not isinstance(value, list) or not value):
+    is_list = metric.kind.endswith("_list")
+    if is_list and (not isinstance(value, list) or not value):
         raise MetricsError(f"{key}: expected a non-empty list, got {value!r}")
     base = metric.kind.removesuffix("_list")
-    for item in items:
+    for item in value if is_list else [value]:
         _check_scalar(key, base, item, metric)
 
 
@@ -217,6 +290,10 @@ def _check_scalar(key: str, kind: str, value: Any, metric: Metric) -> None:
     if kind == "str":
         if not isinstance(value, str) or not value:
             raise MetricsError(f"{key}: expected a non-empty string, got {value!r}")
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise MetricsError(f"{key}: expected true or false, got {value!r}")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
         raise MetricsError(f"{key}: expected {kind}, got {value!r}")
@@ -229,36 +306,39 @@ def _check_scalar(key: str, kind: str, value: Any, metric: Metric) -> None:
 
 
 def _check_consistency(payload: dict) -> None:
-    if payload["model"] == "ae" and not (payload["test"]["note"] or "").strip():
-        raise MetricsError("test.note: the AE needs a note saying why its likelihoods are null")
+    if payload["stochastic"] is False and not (payload["test"]["note"] or "").strip():
+        raise MetricsError("test.note: a deterministic model needs a note saying why its likelihoods are null")
     dims = payload["latent_dim"]
     latent = payload["latent"]
-    for name in ("activity", "kl_per_dim"):
+    for name in ("activity", "kl_per_dim", "usage", "usage_share"):
         if latent[name] is not None and len(latent[name]) != dims:
             raise MetricsError(f"latent.{name}: expected {dims} values (latent_dim), got {len(latent[name])}")
-    if latent["active_units"] > dims:
-        raise MetricsError(f"latent.active_units: {latent['active_units']} exceeds latent_dim {dims}")
-    histogram = payload["samples"]["class_histogram"]
-    if len(histogram) != CLASSES:
-        raise MetricsError(f"samples.class_histogram: expected {CLASSES} counts, got {len(histogram)}")
-    if sum(histogram) != payload["samples"]["count"]:
-        raise MetricsError(f"samples.class_histogram: counts sum to {sum(histogram)}, not samples.count {payload['samples']['count']}")
+    for name in ("active_units", "used_units"):
+        if latent[name] > dims:
+            raise MetricsError(f"latent.{name}: {latent[name]} exceeds latent_dim {dims}")
+    for source in SAMPLE_SOURCES:
+        samples = payload["samples"][source]
+        histogram = samples["class_histogram"]
+        if len(histogram) != CLASSES:
+            raise MetricsError(f"samples.{source}.class_histogram: expected {CLASSES} counts, got {len(histogram)}")
+        if sum(histogram) != samples["count"]:
+            raise MetricsError(f"samples.{source}.class_histogram: counts sum to {sum(histogram)}, "
+                               f"not samples.{source}.count {samples['count']}")
 
 
 def metric_scalars(payload: dict) -> dict[str, float]:
     """The numeric scalars as flat dotted names (what MLflow logs as metrics); nulls are left out."""
-    flat = {}
-    for key, metric in METRICS.items():
-        value = _lookup(payload, key)
-        if metric.kind in ("int", "float") and value is not None:
-            flat[key] = float(value)
-    return flat
+    return {
+        key: float(lookup(payload, key))
+        for key, metric in METRICS.items()
+        if metric.kind in ("int", "float") and lookup(payload, key) is not None
+    }
 
 
 def metric_series(payload: dict) -> dict[str, list[float]]:
     """The per-dimension and per-class lists (MLflow logs each as one metric stepped by index)."""
     return {
-        key: [float(v) for v in _lookup(payload, key)]
+        key: [float(v) for v in lookup(payload, key)]
         for key, metric in METRICS.items()
-        if metric.kind.endswith("_list") and _lookup(payload, key) is not None
+        if metric.kind.endswith("_list") and lookup(payload, key) is not None
     }

@@ -1,137 +1,194 @@
-"""Evaluate one trained model: every number of the metrics file, and the latent arrays for the figures.
+"""Evaluate one trained replicate: every number of its metrics file, and its latent arrays.
 
 The test targets follow the model's training: with `data.binarize: dynamic`
 the test (and, for the probe, train) images are binarized once with the
-study's seed, so every model is scored on the same binary images and the
-likelihoods compare with the literature; otherwise they stay grey-level. The
-encoder sees the same images it is scored on. The sample classifier judges
-decoded prior samples against the real grey-level test images it was trained
-to read.
+replicate's seed, so every variant of that seed is scored on the same binary
+images and the likelihoods compare with the literature; otherwise they stay
+grey-level. The encoder sees the same images it is scored on. The sample
+classifier judges decoded images against the real grey-level test images it
+was trained to read.
+
+Every random draw comes from a generator seeded from the replicate's seed
+(`aebench.common.runtime.generator`), so a rerun gives the same file.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from aebench.common.config import EvaluateParams
-from aebench.data import PreparedData, fixed_targets
-from aebench.evaluation.classifier import SampleClassifier
-from aebench.evaluation.latent import active_units, activity, kl_per_dim
-from aebench.evaluation.likelihood import estimate_likelihood, pixel_log_likelihood
-from aebench.evaluation.metrics import AE_NOTE, check_metrics
+from aebench.common.config import EvaluateParams, FigureParams
+from aebench.common.runtime import derived_seed, generator
+from aebench.data.binarize import fixed_targets
+from aebench.data.prepared import PreparedData
+from aebench.evaluation.classifier import SampleClassifier, classify
+from aebench.evaluation.expost import fit_expost
+from aebench.evaluation.geometry import (
+    aggregate_posterior_moments,
+    grid_roughness,
+    interpolation_classes,
+    interpolation_ends,
+    interpolation_path,
+    knn_accuracy,
+    manifold_grid,
+)
+from aebench.evaluation.activity import active_units, activity
+from aebench.evaluation.latent import kl_per_dim
+from aebench.evaluation.likelihood import estimate_likelihood
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE, SAMPLE_SOURCES, check_metrics
 from aebench.evaluation.probe import linear_probe
-from aebench.evaluation.reconstruction import posterior_means, posterior_pass
-from aebench.evaluation.sample_quality import prior_samples, sample_quality
+from aebench.evaluation.reconstruction import decoded_images, posterior_means, posterior_pass
+from aebench.evaluation.sample_quality import Reference, judge_samples, prior_codes
+from aebench.evaluation.usage import decoder_usage, effective_dimensions, usage_shares, used_units
 
 ENCODE_BATCH = 1000  # images per deterministic encoder/decoder pass: a few MB, fast on CPU and GPU
+EXPOST_FIT_IMAGES = 10_000  # training means a density is fitted on: EM on all 55 000 x 30 takes ~10x longer
+FIGURE_SAMPLES = 64  # ex-post codes kept for the figures' sample grids (at most samples_grid^2 are drawn)
 
 
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict  # follows aebench.evaluation.metrics.METRICS
-    latent_mu: np.ndarray  # float32 (latent_images, D): posterior means of the first test images
-    latent_labels: np.ndarray  # int64 (latent_images,)
-    activity: np.ndarray  # float64 (D,) over the whole test set
+    latent: dict[str, np.ndarray]  # the latent .npz: mu, labels, activity, expost codes for the figures
 
 
-def evaluate_model(
+def evaluate_replicate(
     model,
     data: PreparedData,
     classifier: SampleClassifier,
+    real: Reference,
     settings: EvaluateParams,
+    figures: FigureParams,
     *,
-    seed: int,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
 ) -> Evaluation:
     """All metrics of `model` (on `device`, eval mode) on the test split of `data`."""
-    started = time.perf_counter()
     device = torch.device(device)
     config = model.config
-    likelihood = model.likelihood
-    binarize = config["data"]["binarize"]
+    seed, binarize = config["seed"], config["data"]["binarize"]
 
     test_images, test_labels = data.split("test")
-    targets = fixed_targets(test_images, binarize, seed=seed)  # (N, 1, 28, 28)
-    posterior = posterior_pass(model, targets, likelihood=likelihood, batch_size=ENCODE_BATCH, device=device)
+    targets = fixed_targets(test_images, binarize, seed=seed, split="test")  # (N, 1, 28, 28)
+    posterior = posterior_pass(model, targets, batch_size=ENCODE_BATCH, device=device)
     activities = activity(posterior.mu)
-    stochastic = posterior.logvar is not None
 
-    neg_elbo = nll_iw = kl_total = kl_dims = None
-    if stochastic:
-        iw_started = time.perf_counter()
+    test = {
+        "images": len(targets),
+        "recon_nll": float(posterior.recon_nll.mean()),
+        "recon_bce": float(posterior.recon_bce.mean()),
+        "recon_mse": float(posterior.recon_mse.mean()),
+        "distortion": None, "rate": None, "neg_elbo": None, "nll_iw": None,
+        "iw_samples": settings.iw_samples,
+        "note": None if model.stochastic else DETERMINISTIC_NOTE,
+    }
+    kl_dims = None
+    if model.stochastic:
         estimates = estimate_likelihood(
-            model,
-            targets,
-            log_likelihood=pixel_log_likelihood(likelihood, model.gaussian_std),
-            samples=settings.iw_samples,
-            batch_images=settings.iw_batch_images,
-            max_rows=settings.iw_max_rows,
-            generator=torch.Generator(device=device).manual_seed(seed),
-            device=device,
+            model, targets, samples=settings.iw_samples, batch_images=settings.iw_batch_images,
+            max_rows=settings.iw_max_rows, generator=generator(seed, "importance-sampling", device), device=device,
         )
-        neg_elbo, nll_iw = float(estimates.neg_elbo.mean()), float(estimates.nll_iw.mean())
         kl_dims = kl_per_dim(posterior.mu, posterior.logvar)
-        kl_total = float(kl_dims.sum())
-        log(f"IW estimate: K={settings.iw_samples} over {len(targets)} images in {time.perf_counter() - iw_started:.1f}s")
+        test.update(
+            distortion=float(estimates.expected_nll.mean()), rate=float(estimates.kl.mean()),
+            neg_elbo=float(estimates.neg_elbo.mean()), nll_iw=float(estimates.nll_iw.mean()),
+        )
+        log(f"IW estimate: K={settings.iw_samples} over {len(targets)} images")
 
     train_images, train_labels = data.split("train")
     train_means = posterior_means(
-        model, fixed_targets(train_images, binarize, seed=seed), batch_size=ENCODE_BATCH, device=device
+        model, fixed_targets(train_images, binarize, seed=seed, split="train"), batch_size=ENCODE_BATCH, device=device
     )
     probe = linear_probe(train_means.numpy(), train_labels.numpy(), posterior.mu.numpy(), test_labels.numpy())
+    usage_codes = posterior.mu[: settings.usage_images]
+    usage = decoder_usage(lambda z: model.decode_images(z.to(device)).cpu(), usage_codes,
+                          generator=generator(seed, "usage"))
+    shares = usage_shares(usage)
+    moments = aggregate_posterior_moments(train_means.numpy())
 
-    samples = prior_samples(
-        model,
-        settings.sample_count,
-        likelihood=likelihood,
-        generator=torch.Generator(device=device).manual_seed(seed),
-        batch_size=ENCODE_BATCH,
-        device=device,
-    )
-    quality = sample_quality(classifier, samples, test_images, device=device)
+    samples, expost_codes = {}, {}
+    fit_codes = train_means[:EXPOST_FIT_IMAGES].numpy()
+    for source in SAMPLE_SOURCES:
+        if source == "prior":
+            codes = prior_codes(settings.sample_count, model.latent_dim, generator=generator(seed, "prior-samples", device))
+        else:
+            density = fit_expost(fit_codes, kind=source, components=settings.expost_components,
+                                 seed=derived_seed(seed, f"expost-fit-{source}"))
+            codes = torch.from_numpy(density.sample(settings.sample_count, seed=derived_seed(seed, f"expost-{source}")))
+            expost_codes[f"expost_{source}"] = codes[:FIGURE_SAMPLES].numpy().astype(np.float32)
+        images = decoded_images(model, codes, device=device)
+        samples[source] = judge_samples(
+            classifier, images, real, precision_recall_k=settings.precision_recall_k,
+            precision_recall_images=settings.precision_recall_images, device=device,
+        )
 
     metrics = {
         "dataset": config["dataset"],
-        "model": model.kind,
+        "variant": model.variant,
+        "objective": config["variant"]["objective"],
+        "stochastic": model.stochastic,
         "latent_dim": model.latent_dim,
-        "mlflow_run_id": model.mlflow_run_id,
-        "test": {
-            "images": len(targets),
-            "recon_bce": float(posterior.recon_bce.mean()),
-            "recon_mse": float(posterior.recon_mse.mean()),
-            "neg_elbo": neg_elbo,
-            "nll_iw": nll_iw,
-            "iw_samples": settings.iw_samples,
-            "note": None if stochastic else AE_NOTE,
-        },
+        "seed": seed,
+        "test": test,
         "latent": {
-            "active_units": active_units(activities, settings.au_threshold),
-            "au_threshold": settings.au_threshold,
-            "kl_total": kl_total,
             "activity": [float(a) for a in activities],
+            "au_threshold": settings.au_threshold,
+            "active_units": active_units(activities, settings.au_threshold),
             "kl_per_dim": None if kl_dims is None else [float(k) for k in kl_dims],
+            "usage": [float(u) for u in usage],
+            "usage_share": [float(s) for s in shares],
+            "usage_threshold": settings.usage_threshold,
+            "used_units": used_units(shares, threshold=settings.usage_threshold),
+            "effective_dims": effective_dimensions(shares),
+            "knn_accuracy": knn_accuracy(train_means.numpy(), train_labels.numpy(), posterior.mu.numpy(),
+                                         test_labels.numpy(), k=settings.knn_k),
         },
+        "aggregate": {"mean_norm": moments.mean_norm, "covariance_error": moments.covariance_error},
         "probe": {"method": probe.method, "accuracy": probe.accuracy},
-        "samples": {
-            "count": quality.count,
-            "class_histogram": quality.class_histogram,
-            "class_entropy": quality.class_entropy,
-            "mean_confidence": quality.mean_confidence,
-            "frechet_distance": quality.frechet_distance,
-        },
-        "timing": {"seconds": time.perf_counter() - started},
+        "samples": samples,
+        "manifold": manifold_metrics(model, classifier, test_images, figures, seed=seed, device=device),
+        "interpolation": interpolation_metrics(model, classifier, targets, test_labels, figures, device=device),
     }
     check_metrics(metrics)
     keep = min(settings.latent_images, len(targets))
-    return Evaluation(
-        metrics=metrics,
-        latent_mu=posterior.mu[:keep].numpy().astype(np.float32),
-        latent_labels=test_labels[:keep].numpy().astype(np.int64),
-        activity=activities,
-    )
+    latent = {
+        "mu": posterior.mu[:keep].numpy().astype(np.float32),
+        "labels": test_labels[:keep].numpy().astype(np.int64),
+        "activity": activities,
+        **expost_codes,
+    }
+    return Evaluation(metrics=metrics, latent=latent)
+
+
+def manifold_metrics(model, classifier, test_images, figures: FigureParams, *, seed: int, device) -> dict:
+    """For a 2-D latent: how smoothly the decoded grid changes, and how digit-like its images are."""
+    nothing = {"roughness": None, "mean_confidence": None, "corner_confidence": None}
+    if model.latent_dim != 2:
+        return nothing
+    steps, extent = figures.manifold_steps, figures.manifold_range
+    grid = manifold_grid(steps, extent)  # (steps^2, 2), row-major from the top left
+    images = decoded_images(model, grid, device=device)  # (steps^2, 1, 28, 28)
+    probabilities, _ = classify(classifier, images, device=device)
+    confidence = probabilities.max(-1).values.double()
+    corners = [0, steps - 1, steps * (steps - 1), steps * steps - 1]
+    roughness = grid_roughness(images[:, 0].numpy(), test_images[:, 0].numpy(),
+                               generator=generator(seed, "manifold-pairs"))
+    return {"roughness": roughness, "mean_confidence": float(confidence.mean()),
+            "corner_confidence": float(confidence[corners].mean())}
+
+
+def interpolation_metrics(model, classifier, targets, labels, figures: FigureParams, *, device) -> dict:
+    start, end = interpolation_ends(labels)
+    path = interpolation_path(model, targets[[start, end]], figures.interpolation_steps, device=device)
+    probabilities, _ = classify(classifier, decoded_images(model, path, device=device), device=device)
+    frames = probabilities.argmax(-1).numpy()
+    start_label, end_label = int(labels[start]), int(labels[end])
+    return {
+        "start_label": start_label,
+        "end_label": end_label,
+        "frame_labels": [int(label) for label in frames],
+        "classes_between": interpolation_classes(frames, start_label=start_label, end_label=end_label),
+    }

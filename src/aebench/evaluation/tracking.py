@@ -1,4 +1,9 @@
-"""Log the evaluation numbers to the model's own MLflow run (the run that trained it).
+"""Log the evaluation numbers to the MLflow run that trained exactly this checkpoint.
+
+The run is found by its tags: the replicate's name and the sha256 of the
+checkpoint it wrote (`aebench.checkpoint`), so an evaluation can never land in
+another model's run, and a checkpoint pulled from a DVC remote (trained
+elsewhere, unknown to this store) is reported rather than guessed at.
 
 Scalars become metrics under their dotted names (`test.nll_iw`, step 0);
 per-dimension and per-class lists become one metric each, stepped by index
@@ -12,39 +17,25 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, find_runs
 from aebench.evaluation.metrics import metric_scalars, metric_series
 
 
-def log_evaluation(tracking_uri: str, run_id: str | None, payload: dict, *, metrics_file: str | Path | None = None) -> str | None:
-    """Log `payload` (a checked metrics dict) to run `run_id`; None on success, else a one-line reason."""
-    if not run_id:
-        return "the checkpoint records no MLflow run id"
-    from mlflow.entities import Metric
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+def training_run_id(store: Store, replicate_name: str, checkpoint_sha256: str) -> str | None:
+    """The newest run of this replicate that wrote this very checkpoint, or None."""
+    runs = find_runs(store, {REPLICATE_TAG: replicate_name, CHECKPOINT_TAG: checkpoint_sha256})
+    return runs[0].info.run_id if runs else None
 
-    try:
-        client = MlflowClient(tracking_uri=tracking_uri)
-        run = client.get_run(run_id)
-    except MlflowException as err:
-        return f"MLflow run {run_id} not found at {tracking_uri} ({_first_line(err)})"
-    except Exception as err:  # noqa: BLE001 - an unusable store (bad URI, locked database) must not fail the stage
-        return f"MLflow store {tracking_uri} unusable ({type(err).__name__}: {_first_line(err)})"
-    if run.info.lifecycle_stage == "deleted":
-        return f"MLflow run {run_id} at {tracking_uri} is deleted"
+
+def log_evaluation(store: Store, run_id: str, payload: dict, *, metrics_file: str | Path) -> None:
+    """Log a checked metrics payload and its file to run `run_id`."""
+    from mlflow.entities import Metric
+
+    client = store.client()
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, 0) for key, value in metric_scalars(payload).items()]
     for key, values in metric_series(payload).items():
         metrics += [Metric(key, value, now, step) for step, value in enumerate(values)]
-    try:
-        client.log_batch(run_id, metrics=metrics)
-        if metrics_file is not None:
-            client.log_artifact(run_id, str(metrics_file), "evaluation")
-    except Exception as err:  # noqa: BLE001 - the metrics file is already written; logging is best effort
-        return f"MLflow run {run_id}: logging failed ({type(err).__name__}: {_first_line(err)})"
-    return None
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    for start in range(0, len(metrics), 1000):  # MLflow's log_batch takes at most 1000 metrics
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    client.log_artifact(run_id, str(metrics_file), "evaluation")

@@ -1,143 +1,135 @@
-"""One autoencoder class for all three models; the registry says what differs.
+"""One autoencoder class for every variant; its config says what differs.
 
-A model is a backbone (encoder features + decoder), a mean head and, for the
-VAE and EM-AE, a log-variance head. Which objective trains it comes from
-`MODELS`, so AE, VAE and EM-AE built on the same backbone differ only there.
+A model is a backbone (encoder features + decoder), a mean head and, when its
+objective is stochastic, a log-variance head. Which objective trains it comes
+from its variant, so models built on the same backbone differ only there.
+
+`model_config` resolves the one dict that defines a trained model (stored in
+its checkpoint, logged to MLflow); everything else about the model is derived
+from it, never stored twice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from aebench.common.config import Params
 from aebench.common.errors import ConfigError
-from aebench.models import objectives
-from aebench.models.backbones import BACKBONES, Backbone
+from aebench.common.layout import Replicate
+from aebench.models.backbones import BACKBONES, INITIALISERS, build_backbone
+from aebench.models.likelihood import PixelLikelihood, pixel_likelihood
+from aebench.models.objectives import OBJECTIVES, Objective, check_variant
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    objective: Callable[..., dict[str, torch.Tensor]]
-    stochastic: bool  # has q(z|x) = N(mu, diag(exp(logvar))), i.e. a log-variance head
-    terms: tuple[str, ...]  # the objective's terms, in the order the history lists them
+def model_config(params: Params, replicate: Replicate) -> dict[str, Any]:
+    """The config of one trained model: what it is, and every value its training reads.
+
+    Top level: `dataset`, `latent_dim`, `seed`, and `variant` (its `name`,
+    `objective` and weights), then the params sections `network`,
+    `likelihood`, `train` and `data.binarize`. MLflow logs it flattened
+    (`variant.beta`, `train.lr`), so the runs line up in the compare view.
+    """
+    key = replicate.key
+    variant = params.variant(key.variant)
+    check_variant(key.variant, variant.objective, variant.weights)
+    check_network(params.to_dict()["network"])
+    sections = params.to_dict()
+    return {
+        "dataset": key.dataset,
+        "latent_dim": key.latent_dim,
+        "seed": replicate.seed,
+        "variant": {"name": key.variant, **variant.to_dict()},
+        "network": sections["network"],
+        "likelihood": sections["likelihood"],
+        "train": sections["train"],
+        "data": {"binarize": sections["data"]["binarize"]},
+    }
 
 
-MODELS: dict[str, ModelSpec] = {
-    "ae": ModelSpec(objective=objectives.ae_objective, stochastic=False, terms=("loss", "recon")),
-    "vae": ModelSpec(objective=objectives.vae_objective, stochastic=True, terms=("loss", "recon", "kl")),
-    "emae": ModelSpec(objective=objectives.emae_objective, stochastic=True, terms=("loss", "recon", "mu_penalty")),
-}
+def check_network(network: dict[str, Any]) -> None:
+    if network["arch"] not in BACKBONES:
+        raise ConfigError(f"network.arch: unknown backbone {network['arch']!r} (expected one of {', '.join(BACKBONES)})")
 
 
 class Autoencoder(nn.Module):
-    def __init__(
-        self,
-        *,
-        kind: str,
-        latent_dim: int,
-        backbone: Backbone,
-        likelihood: str,
-        gaussian_std: float,
-        beta: float,
-        mc_samples: int,
-        config: dict[str, Any],
-    ) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        self.kind = kind
-        self.latent_dim = latent_dim
-        self.likelihood = likelihood
-        self.gaussian_std = gaussian_std
-        self.beta = beta
-        self.mc_samples = mc_samples
         self.config = config
-        self.mlflow_run_id: str | None = None
-        self.spec = MODELS[kind]
+        backbone = build_backbone(latent_dim=self.latent_dim, network=config["network"])
         self.encoder = backbone.encoder
-        self.mean_head = nn.Linear(backbone.features, latent_dim)
-        self.logvar_head = nn.Linear(backbone.features, latent_dim) if self.spec.stochastic else None
+        self.mean_head = nn.Linear(backbone.features, self.latent_dim)
+        self.logvar_head = nn.Linear(backbone.features, self.latent_dim) if self.objective.stochastic else None
         self.decoder = backbone.decoder
+        self.likelihood: PixelLikelihood = pixel_likelihood(
+            config["likelihood"]["name"], config["likelihood"]["gaussian_std"]
+        )
+
+    # What the model is, read from its config.
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config["latent_dim"])
+
+    @property
+    def variant(self) -> str:
+        return self.config["variant"]["name"]
+
+    @property
+    def objective(self) -> Objective:
+        return OBJECTIVES[self.config["variant"]["objective"]]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {k: v for k, v in self.config["variant"].items() if k not in ("name", "objective")}
+
+    @property
+    def stochastic(self) -> bool:
+        return self.objective.stochastic
+
+    @property
+    def mc_samples(self) -> int:
+        return int(self.config["train"]["mc_samples"])
+
+    @property
+    def code_activation(self) -> str:
+        return self.config["network"]["code_activation"]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x (B, 1, 28, 28) in [0, 1] -> mu (B, D), logvar (B, D) or None for the AE."""
+        """x (B, 1, 28, 28) in [0, 1] -> mu (B, D), logvar (B, D) or None for a deterministic code."""
         features = self.encoder(x)  # (B, F)
+        mu = self.mean_head(features)
+        if self.code_activation == "relu":  # plain-ae's code is ReLU(W x + b)
+            mu = torch.relu(mu)
         logvar = self.logvar_head(features) if self.logvar_head is not None else None
-        return self.mean_head(features), logvar
+        return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (..., D) -> (..., 1, 28, 28): Bernoulli logits, or the Gaussian mean."""
+        """z (..., D) -> (..., 1, 28, 28): the likelihood's parameters (logits, or Gaussian means)."""
         lead = z.shape[:-1]
         output = self.decoder(z.reshape(-1, self.latent_dim))  # (N, 1, 28, 28)
         return output.reshape(*lead, *output.shape[1:])
 
+    def decode_images(self, z: torch.Tensor) -> torch.Tensor:
+        """z (..., D) -> the images the decoder draws, pixel means in [0, 1]."""
+        return self.likelihood.pixel_means(self.decode(z))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction from the posterior mean (no sampling): (B, 1, 28, 28) -> logits or means."""
+        """Reconstruction from the posterior mean (no sampling): (B, 1, 28, 28) -> likelihood parameters."""
         mu, _ = self.encode(x)
         return self.decode(mu)
 
     def loss_terms(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """This model's objective on target images x (B, 1, 28, 28): {term: scalar}, nats per image."""
-        return self.spec.objective(self, x, generator=generator)
-
-
-def resolved_config(params, *, dataset: str, model: str, latent_dim: int) -> dict[str, Any]:
-    """The one dict that defines a trained model: stored in its checkpoint and logged to MLflow.
-
-    Top level: `dataset`, `latent_dim`, `seed`, and the params sections `data`,
-    `model`, `train`; the model's name (ae, vae, emae) is `config["model"]["name"]`,
-    beside the architecture, so that `model` stays one section (MLflow: `model.name`).
-    """
-    sections = params.to_dict()
-    return {
-        "dataset": dataset,
-        "latent_dim": latent_dim,
-        "seed": sections["seed"],
-        "data": sections["data"],
-        "model": {"name": model, **sections["model"]},
-        "train": sections["train"],
-    }
+        return self.objective.function(self, x, generator=generator, **self.weights)
 
 
 def build_model(config: dict[str, Any]) -> Autoencoder:
-    """A freshly initialised model from a resolved config (see `resolved_config`).
+    """A freshly initialised model from a config (see `model_config`).
 
     Initialisation draws from torch's global RNG: seed it first for reproducible weights.
     """
-    section = _required(config, "model")
-    kind = _required(section, "name", "model.name")
-    if kind not in MODELS:
-        raise ConfigError(f"model.name: unknown model {kind!r} (expected one of {', '.join(MODELS)})")
-    latent_dim = _required(config, "latent_dim")
-    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim < 1:
-        raise ConfigError(f"latent_dim: must be an integer >= 1, got {latent_dim!r}")
-    arch = _required(section, "arch", "model.arch")
-    if arch not in BACKBONES:
-        raise ConfigError(f"model.arch: unknown backbone {arch!r} (expected one of {', '.join(BACKBONES)})")
-    likelihood = _required(section, "likelihood", "model.likelihood")
-    if likelihood not in objectives.LIKELIHOODS:
-        raise ConfigError(
-            f"model.likelihood: unknown likelihood {likelihood!r} (expected one of {', '.join(objectives.LIKELIHOODS)})"
-        )
-    hidden = list(_required(section, "hidden", "model.hidden"))
-    if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ConfigError(f"model.hidden: expected a non-empty list of sizes >= 1, got {hidden!r}")
-    backbone = BACKBONES[arch](latent_dim=latent_dim, hidden=hidden)
-    return Autoencoder(
-        kind=kind,
-        latent_dim=latent_dim,
-        backbone=backbone,
-        likelihood=likelihood,
-        gaussian_std=float(_required(section, "gaussian_std", "model.gaussian_std")),
-        beta=float(_required(section, "beta", "model.beta")),
-        mc_samples=int(_required(section, "mc_samples", "model.mc_samples")),
-        config=config,
-    )
-
-
-def _required(mapping: Any, key: str, name: str | None = None) -> Any:
-    if not isinstance(mapping, dict) or key not in mapping:
-        raise ConfigError(f"{name or key}: missing from the model config")
-    return mapping[key]
+    model = Autoencoder(config)
+    INITIALISERS[config["network"]["init"]](model)
+    return model

@@ -1,19 +1,31 @@
-"""Encoder and decoder networks, one pair per architecture, shared by AE, VAE and EM-AE.
+"""Encoder and decoder networks, one pair per architecture, shared by every variant.
 
 A backbone maps images to a feature vector and latent codes back to images; the
 model adds its mean (and log-variance) heads on top of the features. Because
-all three models use the same backbone, only the objective differs between them.
+every variant of a study uses the same backbone, only the objective differs
+between them. `network.arch` in params picks one of `BACKBONES`:
+
+- `mlp`: 784 -> hidden... (mirrored back), `network.activation` between layers;
+- `conv`: a small CNN encoder (two 3x3 convolutions, max-pool) and a decoder
+  retracing its shapes with transposed convolutions;
+- `emae_conv`: the emae article's networks, as its R code writes them.
+
+The convolutional layouts are fixed: `network.hidden` and `network.activation`
+apply to `mlp` only. Decoders output one unbounded number per pixel (logits or
+Gaussian means; `aebench.models.likelihood` interprets them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 IMAGE_SHAPE = (1, 28, 28)
 PIXELS = 28 * 28
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 @dataclass(frozen=True)
@@ -23,48 +35,53 @@ class Backbone:
     decoder: nn.Module  # (N, latent_dim) -> (N, 1, 28, 28), unbounded (logits or Gaussian means)
 
 
-def mlp_backbone(*, latent_dim: int, hidden: Sequence[int]) -> Backbone:
-    """784 -> hidden[0] -> ... -> hidden[-1] (ReLU), and the mirror image back to 784."""
+def mlp_backbone(*, latent_dim: int, hidden: Sequence[int], activation: str) -> Backbone:
+    """784 -> hidden[0] -> ... -> hidden[-1], and the mirror image back to 784.
+
+    With no hidden layers the encoder is the flattened image itself (plain-ae's 784-36-784).
+    """
+    act = ACTIVATIONS[activation]
     encoder_layers: list[nn.Module] = [nn.Flatten()]
     width = PIXELS
     for size in hidden:
-        encoder_layers += [nn.Linear(width, size), nn.ReLU()]
+        encoder_layers += [nn.Linear(width, size), act()]
         width = size
+    features = width
     decoder_layers: list[nn.Module] = []
     width = latent_dim
     for size in reversed(hidden):
-        decoder_layers += [nn.Linear(width, size), nn.ReLU()]
+        decoder_layers += [nn.Linear(width, size), act()]
         width = size
     decoder_layers += [nn.Linear(width, PIXELS), nn.Unflatten(1, IMAGE_SHAPE)]
-    return Backbone(encoder=nn.Sequential(*encoder_layers), features=hidden[-1], decoder=nn.Sequential(*decoder_layers))
+    return Backbone(encoder=nn.Sequential(*encoder_layers), features=features, decoder=nn.Sequential(*decoder_layers))
 
 
-# Seed 004's encoder: two 3x3 convolutions and a 2x2 max-pool leave 64 maps of 12x12.
+# The small CNN: two 3x3 convolutions and a 2x2 max-pool leave 64 maps of 12x12.
 _CONV_MAPS = (64, 12, 12)
+_CONV_FLAT = 64 * 12 * 12  # 9216
 _CONV_FEATURES = 128
 
 
-def conv_backbone(*, latent_dim: int, hidden: Sequence[int]) -> Backbone:
-    """Seed 004's small CNN encoder; its decoder retraces the shapes with transposed convolutions.
-
-    `hidden` is not used: the convolutional layout is fixed.
-    """
-    del hidden
-    flat = _CONV_MAPS[0] * _CONV_MAPS[1] * _CONV_MAPS[2]
-    encoder = nn.Sequential(
+def _conv_encoder(*, dropout: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [
         nn.Conv2d(1, 32, kernel_size=3),  # (B, 32, 26, 26)
         nn.ReLU(),
         nn.Conv2d(32, 64, kernel_size=3),  # (B, 64, 24, 24)
         nn.ReLU(),
         nn.MaxPool2d(2),  # (B, 64, 12, 12)
-        nn.Flatten(),  # (B, 9216)
-        nn.Linear(flat, _CONV_FEATURES),
-        nn.ReLU(),
-    )
+    ]
+    layers += [nn.Dropout(0.25)] if dropout else []
+    layers += [nn.Flatten(), nn.Linear(_CONV_FLAT, _CONV_FEATURES), nn.ReLU()]  # (B, 128)
+    layers += [nn.Dropout(0.5)] if dropout else []
+    return nn.Sequential(*layers)
+
+
+def conv_backbone(*, latent_dim: int, **_: Any) -> Backbone:
+    """The small CNN encoder; its decoder retraces the shapes with transposed convolutions."""
     decoder = nn.Sequential(
         nn.Linear(latent_dim, _CONV_FEATURES),
         nn.ReLU(),
-        nn.Linear(_CONV_FEATURES, flat),
+        nn.Linear(_CONV_FEATURES, _CONV_FLAT),
         nn.ReLU(),
         nn.Unflatten(1, _CONV_MAPS),  # (N, 64, 12, 12)
         nn.ConvTranspose2d(64, 64, kernel_size=2, stride=2),  # (N, 64, 24, 24): undoes the max-pool
@@ -73,7 +90,55 @@ def conv_backbone(*, latent_dim: int, hidden: Sequence[int]) -> Backbone:
         nn.ReLU(),
         nn.ConvTranspose2d(32, 1, kernel_size=3),  # (N, 1, 28, 28)
     )
-    return Backbone(encoder=encoder, features=_CONV_FEATURES, decoder=decoder)
+    return Backbone(encoder=_conv_encoder(dropout=False), features=_CONV_FEATURES, decoder=decoder)
 
 
-BACKBONES: dict[str, Callable[..., Backbone]] = {"mlp": mlp_backbone, "conv": conv_backbone}
+def emae_conv_backbone(*, latent_dim: int, **_: Any) -> Backbone:
+    """The emae article's networks (its R code, from schmons/torch_R_examples).
+
+    Encoder: conv 3x3 to 32, ReLU, conv 3x3 to 64, ReLU, max-pool 2, dropout 0.25,
+    fc 9216 -> 128, ReLU, dropout 0.5 (the heads follow). Decoder: fc D -> 128,
+    ReLU, fc 128 -> 128, ReLU, then two 1x1 transposed convolutions 128 -> 256
+    (ReLU) -> 784 on a 1x1 map: an MLP written with convolutions, kept as
+    convolutions so that their initialisation is the article's. Its sigmoid is
+    the Bernoulli likelihood's.
+    """
+    decoder = nn.Sequential(
+        nn.Linear(latent_dim, 128),
+        nn.ReLU(),
+        nn.Linear(128, 128),
+        nn.ReLU(),
+        nn.Unflatten(1, (128, 1, 1)),  # (N, 128, 1, 1)
+        nn.ConvTranspose2d(128, 256, kernel_size=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(256, PIXELS, kernel_size=1),  # (N, 784, 1, 1)
+        nn.Flatten(),
+        nn.Unflatten(1, IMAGE_SHAPE),  # (N, 1, 28, 28)
+    )
+    return Backbone(encoder=_conv_encoder(dropout=True), features=_CONV_FEATURES, decoder=decoder)
+
+
+BACKBONES: dict[str, Callable[..., Backbone]] = {
+    "mlp": mlp_backbone,
+    "conv": conv_backbone,
+    "emae_conv": emae_conv_backbone,
+}
+
+
+def build_backbone(*, latent_dim: int, network: Mapping[str, Any]) -> Backbone:
+    return BACKBONES[network["arch"]](
+        latent_dim=latent_dim, hidden=network["hidden"], activation=network["activation"]
+    )
+
+
+def xavier_uniform_(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases in every linear and convolutional layer (vae-explained's Chainer code)."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+# network.init -> what to do after PyTorch's own initialisation.
+INITIALISERS: dict[str, Callable[[nn.Module], None]] = {"default": lambda module: None, "xavier_uniform": xavier_uniform_}

@@ -1,57 +1,52 @@
-"""The three objectives the study compares, side by side.
+"""The objectives the study compares, side by side.
 
-Each objective is a pure function of a model and a batch of target images
-x (B, 1, 28, 28) and returns its terms as scalars in nats per image (summed
-over the 784 pixels, averaged over the batch); `loss` is what is minimised.
+Each objective is a pure function of a model, a batch of target images
+x (B, 1, 28, 28) and its keyword-only weights, and returns its terms as
+scalars in nats per image (summed over the 784 pixels, averaged over the
+batch); `loss` is what is minimised. A params variant names one of them and
+gives its weights (`vae: {objective: kl_split, beta: 1.0, gamma: 1.0}`):
 
-    AE    loss = recon(x | f(x))
-    VAE   loss = E_q[recon(x | z)] + beta * KL(q(z|x) || N(0, I))
-    EM-AE loss = E_q[recon(x | z)] + 0.5 * ||mu(x)||^2
+    deterministic  loss = recon(x | f(x))                      (the AE)
+    kl_split       loss = E_q[recon(x | z)]
+                          + beta * sum_u [ 0.5 mu_u^2 + gamma * 0.5 (sigma_u^2 - log sigma_u^2 - 1) ]
 
-The EM-AE keeps the VAE's encoder, decoder and reparameterized sample, but its
-regulariser lacks the entropy of q, so nothing stops sigma from shrinking
-(seed 004; close to Ghosh et al.'s RAE with an L2 code penalty). `beta` weighs
-only the VAE's KL. The expectations over q use `model.mc_samples` samples.
+The Gaussian KL to N(0, I) splits per dimension into 0.5 mu^2 and
+0.5 (sigma^2 - log sigma^2 - 1); the second part holds the entropy of q. So
+(beta, gamma) = (1, 1) is the VAE's negative ELBO, other betas at gamma = 1
+are beta-VAEs, and gamma = 0 drops the entropy of q: the EM-AE, whose
+0.5 ||mu||^2 lets sigma shrink freely (close to Ghosh et al.'s RAE with an L2
+code penalty). Whatever the weights, `kl_split` reports the full KL as `kl`
+(the rate of Alemi et al. 2018) beside the two parts it weighs.
 
-The per-image pieces (`reconstruction_nll`, `gaussian_kl`,
-`gaussian_log_density`) are exported for the evaluation code.
+Adding an objective is one function here, one entry in `OBJECTIVES`, and a
+params variant that names it; its keyword-only parameters are the weights the
+variant must give (checked by `check_variant` before any work).
 """
 
 from __future__ import annotations
 
-import math
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
-from torch.nn import functional as F
 
-LOG_2PI = math.log(2 * math.pi)
+from aebench.common.errors import ConfigError
+from aebench.models.likelihood import LOG_2PI
 
 
-def reconstruction_nll(output: torch.Tensor, x: torch.Tensor, likelihood: str, gaussian_std: float) -> torch.Tensor:
-    """-log p(x | z) per image: output and x (..., 1, 28, 28) -> (...,), in nats.
+def gaussian_kl_parts(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, split: (mean part, variance part), each (B, D).
 
-    `output` is the decoder's Bernoulli logits, or the Gaussian mean for
-    `gaussian` (a fixed pixel std, with the full normalised density: it is the
-    MSE scaled by 1 / (2 std^2) plus a constant, so it stays in nats).
+    The mean part is 0.5 mu^2; the variance part 0.5 (sigma^2 - log sigma^2 - 1) >= 0 holds the entropy of q.
     """
-    return _PIXEL_NLL[likelihood](output, x, gaussian_std).flatten(-3).sum(-1)
-
-
-def _bernoulli_pixel_nll(logits: torch.Tensor, x: torch.Tensor, gaussian_std: float) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
-
-
-def _gaussian_pixel_nll(mean: torch.Tensor, x: torch.Tensor, gaussian_std: float) -> torch.Tensor:
-    return 0.5 * ((x - mean) / gaussian_std) ** 2 + math.log(gaussian_std) + 0.5 * LOG_2PI
-
-
-_PIXEL_NLL = {"bernoulli": _bernoulli_pixel_nll, "gaussian": _gaussian_pixel_nll}
-LIKELIHOODS = tuple(_PIXEL_NLL)
+    return 0.5 * mu.pow(2), 0.5 * (logvar.exp() - logvar - 1)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension: (B, D) -> (B, D). Sum over D for the total."""
-    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1)
+    mean_part, variance_part = gaussian_kl_parts(mu, logvar)
+    return mean_part + variance_part
 
 
 def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -74,30 +69,61 @@ def reparameterize(
     return mu + (0.5 * logvar).exp() * eps
 
 
-def _expected_recon(model, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Monte Carlo E_q[-log p(x|z)] averaged over the batch: z (k, B, D) -> scalar."""
-    output = model.decode(z)  # (k, B, 1, 28, 28)
-    return reconstruction_nll(output, x, model.likelihood, model.gaussian_std).mean()
-
-
-def ae_objective(model, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Deterministic code z = f(x); reconstruction only, no regulariser."""
+def deterministic(model, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """The AE: a deterministic code z = f(x); reconstruction only, no regulariser."""
     mu, _ = model.encode(x)
-    recon = reconstruction_nll(model.decode(mu), x, model.likelihood, model.gaussian_std).mean()
+    recon = model.likelihood.nll(model.decode(mu), x).mean()
     return {"loss": recon, "recon": recon}
 
 
-def vae_objective(model, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Negative ELBO (for beta = 1): reconstruction under q plus beta * KL(q || N(0, I))."""
-    mu, logvar = model.encode(x)
-    recon = _expected_recon(model, reparameterize(mu, logvar, model.mc_samples, generator=generator), x)
-    kl = gaussian_kl(mu, logvar).sum(-1).mean()
-    return {"loss": recon + model.beta * kl, "recon": recon, "kl": kl}
+def kl_split(
+    model, x: torch.Tensor, *, beta: float, gamma: float, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
+    """Sampled reconstruction plus beta * (mean part + gamma * variance part) of the KL to N(0, I)."""
+    mu, logvar = model.encode(x)  # (B, D) each
+    z = reparameterize(mu, logvar, model.mc_samples, generator=generator)  # (k, B, D)
+    recon = model.likelihood.nll(model.decode(z), x).mean()  # over the k samples and the batch
+    mean_part, variance_part = gaussian_kl_parts(mu, logvar)
+    mu_penalty, variance_penalty = mean_part.sum(-1).mean(), variance_part.sum(-1).mean()
+    loss = recon + beta * (mu_penalty + gamma * variance_penalty)
+    return {
+        "loss": loss,
+        "recon": recon,
+        "kl": mu_penalty + variance_penalty,
+        "mu_penalty": mu_penalty,
+        "variance_penalty": variance_penalty,
+    }
 
 
-def emae_objective(model, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """The VAE's sampled reconstruction, but 0.5 * ||mu||^2 in place of the KL (no entropy of q)."""
-    mu, logvar = model.encode(x)
-    recon = _expected_recon(model, reparameterize(mu, logvar, model.mc_samples, generator=generator), x)
-    mu_penalty = 0.5 * mu.pow(2).sum(-1).mean()
-    return {"loss": recon + mu_penalty, "recon": recon, "mu_penalty": mu_penalty}
+@dataclass(frozen=True)
+class Objective:
+    function: Callable[..., dict[str, torch.Tensor]]
+    stochastic: bool  # has q(z|x) = N(mu, diag(exp(logvar))), i.e. the model needs a log-variance head
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        """The keyword-only parameters a variant must give (the generator is not a weight)."""
+        parameters = inspect.signature(self.function).parameters.values()
+        return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "generator")
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "deterministic": Objective(deterministic, stochastic=False),
+    "kl_split": Objective(kl_split, stochastic=True),
+}
+
+
+def check_variant(name: str, objective: str, weights: Mapping[str, float]) -> Objective:
+    """The variant's objective, once its weights are exactly that objective's; ConfigError naming the key otherwise."""
+    where = f"variants.{name}"
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"{where}.objective: unknown objective {objective!r} (expected one of {', '.join(OBJECTIVES)})")
+    spec = OBJECTIVES[objective]
+    missing = [w for w in spec.weights if w not in weights]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]}: missing (objective {objective} takes {', '.join(spec.weights)})")
+    unknown = [w for w in weights if w not in spec.weights]
+    if unknown:
+        takes = ", ".join(spec.weights) or "no weights"
+        raise ConfigError(f"{where}.{unknown[0]}: not a weight of objective {objective} (it takes {takes})")
+    return spec

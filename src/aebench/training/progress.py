@@ -24,7 +24,7 @@ class BarProgress:
         self._steps.update()
         self._steps.set_postfix(loss=f"{loss:.2f}", refresh=False)
 
-    def end_epoch(self, epoch: int, row: dict[str, float]) -> None:
+    def end_epoch(self, epoch: int, row: dict[str, float], *, seconds: float) -> None:
         self._steps.close()
         self._epochs.update()
         self._epochs.set_postfix(train=f"{row['train_loss']:.2f}", val=f"{row['val_loss']:.2f}")
@@ -54,10 +54,10 @@ class LineProgress:
             self._last = time.monotonic()
             self._print(f"epoch {self._epoch}/{self._epochs} step {self._done}/{self._steps} loss {loss:.2f}")
 
-    def end_epoch(self, epoch: int, row: dict[str, float]) -> None:
+    def end_epoch(self, epoch: int, row: dict[str, float], *, seconds: float) -> None:
         self._print(
             f"epoch {epoch}/{self._epochs} train_loss {row['train_loss']:.2f} "
-            f"val_loss {row['val_loss']:.2f} ({row['seconds']:.1f} s)"
+            f"val_loss {row['val_loss']:.2f} ({seconds:.1f} s)"
         )
 
     def close(self) -> None:

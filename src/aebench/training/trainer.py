@@ -2,22 +2,26 @@
 
 The whole split sits in memory as one tensor (no per-sample DataLoader work);
 each epoch draws a permutation and, with `data.binarize: dynamic`, fresh binary
-pixels, both from one seeded CPU generator. The reparameterization noise comes
-from a second generator on the training device. Saving the model, Adam's
-state, both generators and the history after every epoch (the resume file) is
-therefore enough to continue a killed run bit for bit: the checkpoint after a
-resume equals the one of an uninterrupted run.
+pixels, both from the replicate's "data" generator; the reparameterization
+noise comes from its "noise" generator on the training device. Saving the
+model, Adam's state, both generators and the history after every epoch (the
+resume file) is therefore enough to continue a killed run bit for bit: the
+checkpoint after a resume equals the one of an uninterrupted run.
 
-After every epoch: the history CSV and the resume file are rewritten
-atomically, and the epoch's metrics go to MLflow (step = epoch). After the last
-epoch: the checkpoint is written, logged as an artifact, and the resume file is
-removed. A NaN or infinite loss raises TrainingDiverged naming the epoch and
-step, before any final checkpoint exists.
+After every epoch the history CSV is rewritten (loss terms, then the
+per-dimension activity of the posterior means on the validation split: unit
+death over training) and so is the resume file. After the last epoch the
+checkpoint is written and the resume file removed. A NaN or infinite loss
+raises TrainingDiverged naming the epoch and step, before any final
+checkpoint exists. Wall times are returned (for MLflow and the run-info
+file), never written into the history, so a retrain writes the same bytes.
+Training does not talk to MLflow: the stage logs what it returns
+(`aebench.training.tracking`), so training runs in worker processes that
+never import it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
@@ -33,45 +37,49 @@ import torch
 
 from aebench.common.errors import TrainingDiverged
 from aebench.common.files import atomic_path, write_text
-from aebench.common.tracking import RunSpec, TrackedRun, tracked_run
+from aebench.common.runtime import generator
 from aebench.data.binarize import binarize, fixed_targets
 from aebench.models.autoencoder import Autoencoder
-from aebench.models.checkpoint import save_checkpoint
+from aebench.models.checkpoint import save_checkpoint, torch_bytes
 from aebench.training.progress import make_progress
 
-RESUME_FORMAT = "aebench-resume/1"
+RESUME_FORMAT = "aebench-resume/2"
 VAL_BATCH = 1000  # validation batches are forward-only: larger is faster and changes nothing
+ACTIVITY_COLUMN = "val_activity_{:03d}"  # per latent dimension, in the history CSV
 
 
 @dataclass(frozen=True)
 class TrainingPaths:
     checkpoint: Path  # the final model (a DVC out)
-    history: Path  # per-epoch CSV (a DVC plot)
+    history: Path  # per-epoch CSV (a DVC out and plot)
     resume: Path  # per-epoch resume state; must live outside DVC outs, which DVC deletes before a rerun
 
 
+@dataclass(frozen=True)
+class TrainingResult:
+    history: list[dict[str, float]]
+    epoch_seconds: list[float]  # wall time of each epoch trained in this process (a resume trains fewer)
+    checkpoint_sha256: str
+
+
 def resume_key(config: dict[str, Any], data_fingerprint: str) -> str:
-    """What a resume file must match to be used: the resolved config and the training data."""
+    """What a resume file must match to be used: the model's config and the training data."""
     blob = json.dumps({"config": config, "data": data_fingerprint}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def train_model(
+def train_replicate(
     model: Autoencoder,
     *,
     train_images: torch.Tensor,
     val_images: torch.Tensor,
     paths: TrainingPaths,
     device: torch.device,
-    run: RunSpec | None = None,
     data_fingerprint: str = "",
+    label: str = "train",
     stream: TextIO | None = None,
-) -> list[dict[str, float]]:
-    """Train `model` per its config; return the history (one dict per epoch).
-
-    train_images, val_images: float (N, 1, 28, 28) in [0, 1] on the CPU. `run`
-    None trains without MLflow (the benchmark does).
-    """
+) -> TrainingResult:
+    """Train `model` per its config; train_images, val_images: float (N, 1, 28, 28) in [0, 1] on the CPU."""
     stream = stream or sys.stderr
     config = model.config
     seed, settings = config["seed"], config["train"]
@@ -81,60 +89,52 @@ def train_model(
     model.to(device)
     # The fused kernel updates all parameters in one pass: ~6x faster steps than the per-tensor loop on CPU.
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"], fused=device.type in ("cpu", "cuda"))
-    data_generator = torch.Generator().manual_seed(seed)  # permutations and dynamic binarization
-    noise_generator = torch.Generator(device=device).manual_seed(seed + 1)  # reparameterization noise
-    val_targets = fixed_targets(val_images, mode, seed=seed).to(device)  # the same binary images every epoch
+    data_generator = generator(seed, "data")  # permutations and dynamic binarization
+    noise_generator = generator(seed, "noise", device)  # reparameterization noise
+    val_targets = fixed_targets(val_images, mode, seed=seed, split="val").to(device)  # the same images every epoch
 
     history: list[dict[str, float]] = []
-    run_id = None
     state = load_resume(paths.resume, key, stream=stream)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         data_generator.set_state(state["data_generator"])
         noise_generator.set_state(state["noise_generator"])
-        history, run_id = state["history"], state["mlflow_run_id"]
-        print(f"resuming from {paths.resume} after epoch {len(history)}", file=stream)
+        history = state["history"]
+        print(f"{label}: resuming from {paths.resume} after epoch {len(history)}", file=stream)
 
-    opened = tracked_run(run, run_id=run_id) if run is not None else contextlib.nullcontext(None)
-    with opened as tracked:
-        if tracked is not None and not tracked.resumed:
-            _start_tracking(tracked, config, history)
-        epochs = settings["epochs"]
-        label = run.run_name if run is not None else "train"
-        progress = make_progress(epochs=epochs, first_epoch=len(history), label=label, stream=stream)
-        try:
-            for epoch in range(len(history) + 1, epochs + 1):
-                started = time.perf_counter()
-                train_terms = _train_epoch(
-                    model, optimizer, train_images, mode=mode, batch_size=settings["batch_size"],
-                    epoch=epoch, data_generator=data_generator, noise_generator=noise_generator,
-                    device=device, progress=progress,
-                )
-                val_terms = evaluate_terms(model, val_targets, seed=seed)
-                row = {"epoch": epoch, "seconds": round(time.perf_counter() - started, 3)}
-                row.update({f"train_{name}": value for name, value in train_terms.items()})
-                row.update({f"val_{name}": value for name, value in val_terms.items()})
-                history.append(row)
-                write_history(paths.history, history)
-                if tracked is not None:  # before the resume file: a kill in between re-logs the same values
-                    tracked.log_metrics(_epoch_metrics(row), step=epoch)
-                save_resume(
-                    paths.resume, key=key, model=model, optimizer=optimizer, history=history,
-                    data_generator=data_generator, noise_generator=noise_generator,
-                    mlflow_run_id=tracked.run_id if tracked is not None else None,
-                )
-                progress.end_epoch(epoch, row)
-        finally:
-            progress.close()
+    epochs = settings["epochs"]
+    epoch_seconds: list[float] = []
+    progress = make_progress(epochs=epochs, first_epoch=len(history), label=label, stream=stream)
+    try:
+        for epoch in range(len(history) + 1, epochs + 1):
+            started = time.perf_counter()
+            train_terms = _train_epoch(
+                model, optimizer, train_images, mode=mode, batch_size=settings["batch_size"],
+                drop_last=settings["drop_last"], epoch=epoch, data_generator=data_generator,
+                noise_generator=noise_generator, device=device, progress=progress,
+            )
+            val_terms = evaluate_terms(model, val_targets, seed=seed)
+            row: dict[str, float] = {"epoch": epoch}
+            row.update({f"train_{name}": value for name, value in train_terms.items()})
+            row.update({f"val_{name}": value for name, value in val_terms.items()})
+            row.update(validation_activity(model, val_targets))
+            history.append(row)
+            epoch_seconds.append(time.perf_counter() - started)
+            write_history(paths.history, history)
+            save_resume(
+                paths.resume, key=key, model=model, optimizer=optimizer, history=history,
+                data_generator=data_generator, noise_generator=noise_generator,
+            )
+            progress.end_epoch(epoch, row, seconds=epoch_seconds[-1])
+    finally:
+        progress.close()
 
-        write_history(paths.history, history)  # also when a resume file already held every epoch
-        model.mlflow_run_id = tracked.run_id if tracked is not None else None
-        save_checkpoint(paths.checkpoint, model, mlflow_run_id=model.mlflow_run_id, epochs_done=len(history))
-        if tracked is not None:
-            tracked.log_artifact(paths.checkpoint, artifact_path="checkpoint")
+    write_history(paths.history, history)  # also when a resume file already held every epoch
+    save_checkpoint(paths.checkpoint, model, epochs_done=len(history))
+    checkpoint_sha256 = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()
     paths.resume.unlink(missing_ok=True)
-    return history
+    return TrainingResult(history=history, epoch_seconds=epoch_seconds, checkpoint_sha256=checkpoint_sha256)
 
 
 def _train_epoch(
@@ -144,20 +144,25 @@ def _train_epoch(
     *,
     mode: str,
     batch_size: int,
+    drop_last: bool,
     epoch: int,
     data_generator: torch.Generator,
     noise_generator: torch.Generator,
     device: torch.device,
     progress,
 ) -> dict[str, float]:
-    """One pass over the shuffled split; returns each term's mean over images (nats per image)."""
+    """One pass over the shuffled split; returns each term's mean over the images seen (nats per image)."""
     model.train()
     targets = binarize(images, generator=data_generator) if mode == "dynamic" else images  # (N, 1, 28, 28)
     order = torch.randperm(len(images), generator=data_generator)
     targets, order = targets.to(device), order.to(device)
-    steps = math.ceil(len(images) / batch_size)
+    steps = len(images) // batch_size if drop_last else math.ceil(len(images) / batch_size)
+    if steps == 0:
+        raise TrainingDiverged(f"train.batch_size {batch_size} exceeds the {len(images)} training images "
+                               "and train.drop_last drops the only batch")
     progress.start_epoch(epoch, steps)
     sums: dict[str, torch.Tensor] = {}
+    seen = 0
     for step in range(1, steps + 1):
         batch = targets[order[(step - 1) * batch_size : step * batch_size]]  # (B, 1, 28, 28)
         terms = model.loss_terms(batch, generator=noise_generator)
@@ -168,8 +173,9 @@ def _train_epoch(
         terms["loss"].backward()
         optimizer.step()
         _accumulate(sums, terms, len(batch))
+        seen += len(batch)
         progress.step(loss)
-    return {name: total.item() / len(images) for name, total in sums.items()}
+    return {name: total.item() / seen for name, total in sums.items()}
 
 
 @torch.no_grad()
@@ -177,13 +183,24 @@ def evaluate_terms(model: Autoencoder, targets: torch.Tensor, *, seed: int) -> d
     """The objective's terms on fixed targets, with noise reseeded so every epoch sees the same draws."""
     was_training = model.training
     model.eval()
-    generator = torch.Generator(device=targets.device).manual_seed(seed + 2)
+    noise = generator(seed, "validation-noise", targets.device)
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, len(targets), VAL_BATCH):
         batch = targets[start : start + VAL_BATCH]
-        _accumulate(sums, model.loss_terms(batch, generator=generator), len(batch))
+        _accumulate(sums, model.loss_terms(batch, generator=noise), len(batch))
     model.train(was_training)
     return {name: total.item() / len(targets) for name, total in sums.items()}
+
+
+@torch.no_grad()
+def validation_activity(model: Autoencoder, targets: torch.Tensor) -> dict[str, float]:
+    """A_u = Var over the validation images of each dimension's posterior mean, as history columns."""
+    was_training = model.training
+    model.eval()
+    means = torch.cat([model.encode(targets[i : i + VAL_BATCH])[0] for i in range(0, len(targets), VAL_BATCH)])
+    model.train(was_training)
+    variances = means.double().var(dim=0, unbiased=True) if len(means) > 1 else torch.zeros(means.shape[1])
+    return {ACTIVITY_COLUMN.format(u): float(v) for u, v in enumerate(variances.cpu())}
 
 
 def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], count: int) -> None:
@@ -193,21 +210,10 @@ def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], c
         sums[name] = sums[name] + weighted if name in sums else weighted
 
 
-def _epoch_metrics(row: dict[str, float]) -> dict[str, float]:
-    return {name: value for name, value in row.items() if name != "epoch"}
-
-
-def _start_tracking(tracked: TrackedRun, config: dict[str, Any], history: list[dict[str, float]]) -> None:
-    """A new run: log the config; and when resuming into a new run (store lost), the epochs so far."""
-    tracked.log_config(config)
-    for row in history:
-        tracked.log_metrics(_epoch_metrics(row), step=int(row["epoch"]))
-
-
 def write_history(path: Path, history: list[dict[str, float]]) -> None:
-    """The per-epoch CSV: epoch, seconds, train_<term>..., val_<term>... (nats per image)."""
+    """The per-epoch CSV: epoch, train_<term>..., val_<term>..., val_activity_<u>... (nats per image)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(history[0]) if history else ["epoch", "seconds"], lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]) if history else ["epoch"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
     write_text(path, buffer.getvalue())
@@ -222,7 +228,6 @@ def save_resume(
     history: list[dict[str, float]],
     data_generator: torch.Generator,
     noise_generator: torch.Generator,
-    mlflow_run_id: str | None,
 ) -> None:
     state = {
         "format": RESUME_FORMAT,
@@ -232,16 +237,16 @@ def save_resume(
         "data_generator": data_generator.get_state(),
         "noise_generator": noise_generator.get_state(),
         "history": history,
-        "mlflow_run_id": mlflow_run_id,
     }
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(torch_bytes(state))
 
 
 def load_resume(path: Path, key: str, *, stream: TextIO) -> dict[str, Any] | None:
     """The saved state when it belongs to this config and data; None (and a note) otherwise.
 
-    The resume file is a cache: an unreadable or stale one is ignored, never an error.
+    The resume file is a cache: an unreadable or stale one is ignored and
+    removed, never an error.
     """
     if not path.is_file():
         return None
@@ -249,8 +254,10 @@ def load_resume(path: Path, key: str, *, stream: TextIO) -> dict[str, Any] | Non
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file just means "start over"
         print(f"ignoring unreadable resume file {path} ({type(err).__name__})", file=stream)
+        path.unlink(missing_ok=True)
         return None
     if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT or state.get("key") != key:
         print(f"ignoring resume file {path}: written for other params or data", file=stream)
+        path.unlink(missing_ok=True)
         return None
     return state

@@ -1,0 +1,56 @@
+"""One MLflow run per trained replicate, kept by the train stage's own process.
+
+The stage opens every replicate's run before its workers report, and closes
+it when the job ends: FINISHED with the per-epoch metrics (step = epoch), the
+checkpoint as an artifact and its sha256 as a tag (how evaluation finds the
+run that trained a checkpoint); FAILED or KILLED otherwise. Runs carry the
+replicate's name and its resume key (config + data): a stage killed and
+rerun with the same key resumes its training and reuses its run, while a run
+left RUNNING under another key will never resume and is closed as KILLED.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, TrackedRun, close_run, find_runs
+from aebench.training.trainer import TrainingResult
+
+RESUME_KEY_TAG = "aebench.resume_key"
+
+
+def open_training_run(store: Store, *, run_name: str, config: dict[str, Any], resume_key: str,
+                      tags: dict[str, str]) -> TrackedRun:
+    """The run this training logs to (RUNNING), reused from a killed stage when its key matches."""
+    client = store.client()
+    reusable = None
+    for run in find_runs(store, {REPLICATE_TAG: tags[REPLICATE_TAG]}):
+        if run.info.status != "RUNNING":
+            continue
+        if reusable is None and run.data.tags.get(RESUME_KEY_TAG) == resume_key:
+            reusable = run
+        else:
+            close_run(client, run.info.run_id, "KILLED")  # a killed stage's run that nothing will resume
+    if reusable is not None:
+        return TrackedRun(client, reusable.info.run_id, resumed=True)
+    experiment = client.get_experiment_by_name(store.experiment)
+    run = client.create_run(experiment.experiment_id, run_name=run_name,
+                            tags={**tags, RESUME_KEY_TAG: resume_key})
+    tracked = TrackedRun(client, run.info.run_id, resumed=False)
+    tracked.log_config(config)
+    return tracked
+
+
+def finish_training_run(tracked: TrackedRun, result: TrainingResult, *, checkpoint: Path) -> None:
+    """Log a finished training's epochs, wall times and checkpoint, and close the run FINISHED."""
+    trained_here = len(result.epoch_seconds)  # after a resume, the last epochs only
+    first_timed = len(result.history) - trained_here
+    for index, row in enumerate(result.history):
+        metrics = {name: value for name, value in row.items() if name != "epoch"}
+        if index >= first_timed:
+            metrics["epoch_seconds"] = result.epoch_seconds[index - first_timed]
+        tracked.log_metrics(metrics, step=int(row["epoch"]))
+    tracked.log_artifact(checkpoint, artifact_path="checkpoint")
+    tracked.set_tags({CHECKPOINT_TAG: result.checkpoint_sha256})
+    close_run(tracked.client, tracked.run_id, "FINISHED")

@@ -1,0 +1,151 @@
+"""Controlled degradations: each does what it says, and validate_metric tells monotone scores from others."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter
+
+from aebench.evaluation.degradations import (
+    DEGRADATIONS,
+    gaussian_blur,
+    salt_and_pepper,
+    shuffle_pixels,
+    validate_metric,
+)
+
+PIXELS = 28 * 28
+
+
+def seeded(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def digit_like(count: int, seed: int = 0) -> torch.Tensor:
+    """(count, 1, 28, 28) in [0, 1]: a few soft blobs on a black background, as strokes of a digit."""
+    generator = seeded(seed)
+    grid = torch.arange(28, dtype=torch.float32)
+    centres = 8 + 12 * torch.rand((count, 4, 2), generator=generator)  # (N, blobs, yx)
+    spreads = 1.0 + torch.rand((count, 4, 1, 1), generator=generator)
+    dy = (grid[None, None, :, None] - centres[..., 0, None, None]) ** 2  # (N, blobs, 28, 1)
+    dx = (grid[None, None, None, :] - centres[..., 1, None, None]) ** 2  # (N, blobs, 1, 28)
+    return (1.5 * torch.exp(-(dx + dy) / (2 * spreads**2))).sum(1, keepdim=True).clamp(0.0, 1.0)
+
+
+def grey(count: int, seed: int = 0) -> torch.Tensor:
+    """(count, 1, 28, 28) uniform in [0.01, 0.99]: no pixel is 0 or 1 already."""
+    return 0.01 + 0.98 * torch.rand((count, 1, 28, 28), generator=seeded(seed))
+
+
+def total_variation(images: torch.Tensor) -> float:
+    return float(images.diff(dim=-1).abs().sum() + images.diff(dim=-2).abs().sum())
+
+
+def test_registry_runs_from_best_to_worst():
+    assert list(DEGRADATIONS) == ["real", "blur", "salt_and_pepper", "shuffled"]
+
+
+@pytest.mark.parametrize("value", [0.0, 0.37, 1.0])
+def test_blur_leaves_a_constant_image_constant(value):
+    images = torch.full((2, 1, 28, 28), value)
+    torch.testing.assert_close(gaussian_blur(images), images, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_blur_equals_scipy_gaussian_filter_with_mirror_padding(sigma):
+    images = grey(3).double()
+    expected = np.stack([gaussian_filter(image[0].numpy(), sigma, mode="mirror", truncate=4.0) for image in images])
+    np.testing.assert_allclose(gaussian_blur(images, sigma=sigma)[:, 0].numpy(), expected, atol=1e-12)
+
+
+def test_blur_keeps_the_mass_of_an_image_away_from_the_border_and_lowers_total_variation():
+    images = torch.zeros((4, 1, 28, 28))
+    images[:, :, 9:19, 9:19] = torch.rand((4, 1, 10, 10), generator=seeded(1))  # blurred, it stays in 5..22
+    blurred = gaussian_blur(images)
+    # Float32 round-off only: the relative change of each image's sum is below 1e-6.
+    torch.testing.assert_close(blurred.double().sum((1, 2, 3)), images.double().sum((1, 2, 3)), rtol=1e-6, atol=0)
+    assert blurred[:, :, :5].abs().max() == 0.0
+    assert total_variation(blurred) < total_variation(images)
+    # Independent pixels lose most of their variation (measured: 13% is left); smooth strokes keep most.
+    noise = grey(4)
+    assert total_variation(gaussian_blur(noise)) < 0.2 * total_variation(noise)
+    strokes = digit_like(16)
+    assert total_variation(gaussian_blur(strokes)) < total_variation(strokes)
+
+
+def test_salt_and_pepper_sets_a_fifth_of_each_image_to_zero_or_one():
+    images = grey(100)
+    noisy = salt_and_pepper(images, generator=seeded(2))
+    changed = noisy != images  # (100, 1, 28, 28); every set pixel changes, as none was 0 or 1
+    assert changed.sum((1, 2, 3)).tolist() == [round(0.2 * PIXELS)] * 100  # 157 of 784 in each image
+    set_values = noisy[changed]
+    assert torch.all((set_values == 0) | (set_values == 1))
+    # 15 700 fair coins: the share of ones has standard error 0.004; 0.02 is five of them.
+    assert float(set_values.mean()) == pytest.approx(0.5, abs=0.02)
+    assert salt_and_pepper(images, fraction=0.0, generator=seeded(2)).equal(images)
+
+
+def test_shuffling_keeps_each_images_pixel_values_and_permutes_each_image_its_own_way():
+    ramp = (torch.arange(PIXELS, dtype=torch.float64) / (PIXELS - 1)).reshape(1, 1, 28, 28)
+    images = torch.cat([ramp, ramp, digit_like(3).double()])
+    shuffled = shuffle_pixels(images, generator=seeded(3))
+    assert torch.equal(shuffled.flatten(1).sort(dim=1).values, images.flatten(1).sort(dim=1).values)
+    positions = (shuffled[:2].flatten(1) * (PIXELS - 1)).round().long()  # (2, 784): where each pixel came from
+    assert not torch.equal(positions[0], positions[1])  # the two equal images got different permutations
+    assert int((positions[0] == torch.arange(PIXELS)).sum()) < 10  # a random permutation fixes ~1 position
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", list(DEGRADATIONS))
+def test_every_degradation_keeps_shape_dtype_range_and_input(name, dtype):
+    images = digit_like(5).to(dtype)
+    before = images.clone()
+    degraded = DEGRADATIONS[name](images, generator=seeded(4))
+    assert degraded.shape == images.shape and degraded.dtype == dtype
+    assert float(degraded.min()) >= 0.0 and float(degraded.max()) <= 1.0
+    assert torch.equal(images, before)  # the input is not modified in place
+
+
+@pytest.mark.parametrize("name", list(DEGRADATIONS))
+def test_every_degradation_is_deterministic_given_the_generator_seed(name):
+    images = digit_like(5)
+    first = DEGRADATIONS[name](images, generator=seeded(5))
+    assert torch.equal(DEGRADATIONS[name](images, generator=seeded(5)), first)
+    if name in ("salt_and_pepper", "shuffled"):
+        assert not torch.equal(DEGRADATIONS[name](images, generator=seeded(6)), first)
+
+
+def test_a_score_monotone_in_the_degradation_passes_in_either_direction():
+    images = digit_like(64)
+
+    def mean_absolute_difference(samples):  # to the originals: 0 for the real images
+        return float((samples - images).abs().mean())
+
+    lower = validate_metric(mean_absolute_difference, higher_is_better=False, images=images, generator=seeded(7))
+    assert lower.passes
+    assert list(lower.scores) == list(DEGRADATIONS) and lower.scores["real"] == 0.0
+    higher = validate_metric(
+        lambda samples: -mean_absolute_difference(samples), higher_is_better=True, images=images, generator=seeded(7)
+    )
+    assert higher.passes and higher.scores == {name: -value for name, value in lower.scores.items()}
+    wrong_way = validate_metric(mean_absolute_difference, higher_is_better=True, images=images, generator=seeded(7))
+    assert not wrong_way.passes
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_a_score_blind_to_the_degradations_fails(higher_is_better):
+    images = digit_like(64)
+    constant = validate_metric(
+        lambda samples: 1.0, higher_is_better=higher_is_better, images=images, generator=seeded(8)
+    )
+    assert not constant.passes and set(constant.scores.values()) == {1.0}
+    # The mean intensity: shuffling keeps it exactly and blurring nearly, so it cannot order them.
+    brightness = validate_metric(
+        lambda samples: float(samples.double().mean()),
+        higher_is_better=higher_is_better,
+        images=images,
+        generator=seeded(8),
+    )
+    assert not brightness.passes
+    assert brightness.scores["shuffled"] == pytest.approx(brightness.scores["real"], rel=1e-12)
