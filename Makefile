@@ -1,4 +1,4 @@
-# Two commands a newcomer needs: `make study` and `make test`.
+# The commands a newcomer needs: `make study` and `make test`; then verify, replicate, sweep.
 # Everything is installed into .venv from requirements.lock (exact versions).
 
 PYTHON ?= python3.11
@@ -7,14 +7,19 @@ BIN := $(abspath $(VENV))/bin
 INSTALLED := $(VENV)/.installed
 # dvc.yaml runs `python stages/...`: put the venv first so that is our Python.
 export PATH := $(BIN):$(PATH)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: help install data-sources browser study test dag clean-study
+.PHONY: help install data-sources browser cluster study verify replicate sweep test dag
 
 help:
-	@echo "make study         install, obtain the data, run the whole pipeline (dvc repro)"
+	@echo "make study         install, obtain the data, run the whole study (dvc repro)"
 	@echo "make test          install and run the test suite"
+	@echo "make verify        rerun the committed study in a scratch workspace and compare every output"
+	@echo "make replicate     run each source article's own setup (replicate/dvc.yaml) and its report"
+	@echo "make sweep         the beta / gamma sweep (sweep/dvc.yaml) and its rate-distortion report"
 	@echo "make data-sources  install the offline dataset sources (Debian package; needs root + apt)"
-	@echo "make browser       install headless Chromium for the report's browser test (root + apt)"
+	@echo "make browser       install headless Chromium for the browser tests (root + apt)"
+	@echo "make cluster       install SLURM, munge and PostgreSQL for the cluster test (root + apt)"
 
 $(INSTALLED): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +36,7 @@ data-sources:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then \
 	  echo "data-sources: /usr/share/datasets/fashion-mnist present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+	  apt-get update -qq && $(APT_INSTALL) dataset-fashion-mnist >/dev/null \
 	  && echo "data-sources: installed dataset-fashion-mnist"; \
 	else \
 	  echo "data-sources: skipped (needs root and apt-get); the prepare stage tries the other sources"; \
@@ -43,20 +48,45 @@ browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
 	  echo "browser: chromium and chromedriver present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  apt-get update -qq && $(APT_INSTALL) chromium chromium-driver >/dev/null \
 	  && echo "browser: installed chromium and chromium-driver"; \
 	else \
 	  echo "browser: skipped (needs root and apt-get)"; \
 	fi
 
+# A single-node SLURM cluster (slurmctld + slurmd on 127.0.0.1, munge) and PostgreSQL for the MLflow
+# server: what tests/test_cluster.py starts to run the sweep for real.
+cluster:
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null && [ -x /usr/lib/postgresql/15/bin/initdb ]; then \
+	  echo "cluster: slurm-wlm, munge and postgresql present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && $(APT_INSTALL) slurm-wlm munge postgresql >/dev/null \
+	  && echo "cluster: installed slurm-wlm, munge and postgresql"; \
+	else \
+	  echo "cluster: skipped (needs root and apt-get)"; \
+	fi
+
 study: install data-sources
-	$(BIN)/dvc repro
+	$(BIN)/dvc repro dvc.yaml
 	@echo
-	@echo "Report: $(abspath reports/report.html) (and reports/report.md)"
-	@echo "MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+	@echo "Report: $(abspath reports/report.html) (and reports/report.md; wall times in reports/timings.md)"
+	@echo "MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)"
+
+verify: install data-sources
+	$(BIN)/python -m aebench.verify --workspace .
+
+replicate: install data-sources
+	$(BIN)/dvc repro replicate/dvc.yaml
+	@echo
+	@echo "Report: $(abspath reports/replicate/report.html)"
+
+sweep: install data-sources
+	$(BIN)/dvc repro sweep/dvc.yaml
+	@echo
+	@echo "Report: $(abspath reports/sweep/report.html)"
 
 test: install
 	$(BIN)/python -m pytest
 
 dag:
-	$(BIN)/dvc dag
+	$(BIN)/dvc dag dvc.yaml

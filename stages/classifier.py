@@ -1,24 +1,30 @@
-"""DVC stage `classifier@<dataset>`: train the small CNN that judges generated samples.
+"""DVC stage `classifier@<dataset>`: the small CNN that judges generated samples, and a check of the judge.
 
-Trained on the train split (the validation split stays unused), scored on the
-test split; writes the weights and `metrics/classifiers/<dataset>.json`.
+Trained on the train split, scored on the test split. It then validates every
+sample-quality metric on controlled inputs whose order is known (real
+validation images, the same blurred, with salt-and-pepper noise, with shuffled
+pixels) and records which ones rank them correctly; the report quotes only
+those. Writes the weights and `metrics/classifiers/<dataset>.json`.
 """
 
 from __future__ import annotations
 
+import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
+
 import argparse
 import sys
 import time
-import typing
 from pathlib import Path
 
 from aebench.common.cli import run_stage
-from aebench.common.config import DatasetName, load_params
-from aebench.common.errors import ConfigError
-from aebench.common.files import write_json
-from aebench.common.runtime import resolve_device, seed_everything
-from aebench.data import load_prepared
+from aebench.common.config import load_params
+from aebench.common.files import check_writable, write_json
+from aebench.common.runinfo import write_runinfo
+from aebench.common.runtime import generator, resolve_device, seed_everything
+from aebench.data.official import dataset_spec
+from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import TARGET_ACCURACY, accuracy, save_classifier, train_classifier
+from aebench.evaluation.sample_quality import reference, validate_sample_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, required=True, help="prepared .npz of the dataset")
     parser.add_argument("--out", type=Path, required=True, help="classifier weights to write (.pt)")
     parser.add_argument("--metrics", type=Path, required=True, help="its metrics JSON to write")
+    parser.add_argument("--runinfo", type=Path, required=True, help="root folder of run-info records (not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
@@ -35,41 +42,49 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
     params = load_params(args.params)
-    if args.dataset not in typing.get_args(DatasetName):
-        raise ConfigError(f"--dataset: unknown dataset {args.dataset!r} (expected one of {', '.join(typing.get_args(DatasetName))})")
+    spec = dataset_spec(args.dataset)
     settings = params.classifier
+    runinfo = args.runinfo / "classifier" / f"{spec.name}.json"
+    check_writable([args.out, args.metrics, runinfo])
     device = resolve_device(params.device)
     data = load_prepared(args.data)
     train_images, train_labels = data.split("train")
     test_images, test_labels = data.split("test")
 
-    stage = f"classifier@{args.dataset}"
-    generator = seed_everything(params.seed)  # initial weights from the global RNG, batch order from `generator`
+    stage = f"classifier@{spec.name}"
 
     def report(epoch: int, loss: float, seconds: float) -> None:
         print(f"{stage}: epoch {epoch}/{settings.epochs} loss {loss:.4f} ({seconds:.1f} s)", file=sys.stderr, flush=True)
 
+    seed_everything(settings.seed, "classifier-init")
     model = train_classifier(
         train_images, train_labels, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-        generator=generator, device=device, report=report,
+        generator=generator(settings.seed, "classifier-data"), device=device, report=report,
     )
     test_accuracy = accuracy(model, test_images, test_labels, device=device)
-    config = {"dataset": args.dataset, "seed": params.seed, "classifier": params.to_dict()["classifier"]}
-    save_classifier(args.out, model.cpu(), config=config, test_accuracy=test_accuracy)
-    seconds = time.perf_counter() - started
-    write_json(
-        args.metrics,
-        {
-            "dataset": args.dataset,
-            "test_accuracy": test_accuracy,
-            "test_images": len(test_images),
-            "train_images": len(train_images),
-            "epochs": settings.epochs,
-            "seconds": seconds,
-        },
+    config = {"dataset": spec.name, "seed": settings.seed, "classifier": params.to_dict()["classifier"]}
+    real = reference(model, test_images, device=device)
+    validation = validate_sample_metrics(
+        model, data.split("val")[0], real, precision_recall_k=params.evaluate.precision_recall_k,
+        precision_recall_images=params.evaluate.precision_recall_images,
+        generator=generator(settings.seed, "degradations"), device=device,
     )
-    print(f"{stage}: test accuracy {test_accuracy:.4f} in {seconds:.1f} s -> {args.out}")
-    target = TARGET_ACCURACY[args.dataset]
+    save_classifier(args.out, model.cpu(), config=config, test_accuracy=test_accuracy)
+    write_json(args.metrics, {
+        "dataset": spec.name,
+        "test_accuracy": test_accuracy,
+        "test_images": len(test_images),
+        "train_images": len(train_images),
+        "epochs": settings.epochs,
+        "real_mean_confidence": real.mean_confidence,
+        "sample_metric_validation": validation,
+    })
+    seconds = time.perf_counter() - started
+    write_runinfo(runinfo, {"stage": "classifier", "dataset": spec.name, "seconds": seconds, "device": str(device)})
+    passed = [name for name, check in validation.items() if check["passes"]]
+    print(f"{stage}: test accuracy {test_accuracy:.4f}; sample metrics that rank degradations correctly: "
+          f"{', '.join(passed) or 'none'}; {seconds:.1f} s -> {args.out}", file=sys.stderr)
+    target = TARGET_ACCURACY[spec.name]
     if test_accuracy < target:
         print(f"warning: {stage} test accuracy {test_accuracy:.4f} is below the {target:.3f} a trusted judge needs "
               "(raise classifier.epochs)", file=sys.stderr)

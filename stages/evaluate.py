@@ -1,99 +1,160 @@
-"""DVC stage `evaluate@<dataset>-<model>-<latent_dim>`: every test-set number of one trained model.
+"""DVC stage `evaluate@<dataset>-<variant>`: every test-set number of one variant at every latent size and seed.
 
-Writes the metrics JSON (keys documented in aebench.evaluation.metrics), the
-posterior means of the first test images for the figures, and the per-dimension
-activity as CSV for `dvc plots`; then logs the numbers to the model's MLflow run
-(a missing run is a warning: the files are the record DVC tracks).
+Writes, per latent size D and seed s, the metrics JSON (keys documented in
+aebench.evaluation.metrics) under `<metrics>/<dataset>/<variant>/latent-<D>/seed-<s>.json`
+and the latent arrays for the figures under `<latent>`; then logs the numbers
+to the MLflow run that trained that checkpoint. A checkpoint that is not the
+model its output paths name, or was trained with other params, is refused
+before any work. Without --dataset and --variant it evaluates every model of
+the params file (a replicate profile).
 """
 
 from __future__ import annotations
 
+import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
+
 import argparse
+import hashlib
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from aebench.common.cli import run_stage
-from aebench.common.config import load_params
+from aebench.common.config import EvaluateParams, FigureParams, load_params
 from aebench.common.errors import CheckpointError
-from aebench.common.files import atomic_path, write_json, write_text
-from aebench.common.runtime import resolve_device, seed_everything
-from aebench.common.tracking import resolve_tracking_uri
-from aebench.data import load_prepared
+from aebench.common.files import check_writable, workspace_of
+from aebench.common.layout import Replicate, selected_keys
+from aebench.common.parallel import Jobs
+from aebench.common.runinfo import write_runinfo
+from aebench.common.runtime import resolve_device
+from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
+from aebench.evaluation.tracking import log_evaluation, training_run_id
+from aebench.models.autoencoder import model_config
 from aebench.evaluation.classifier import load_classifier
-from aebench.evaluation.runner import evaluate_model
-from aebench.evaluation.tracking import log_evaluation
-from aebench.models import load_model
+from aebench.models.checkpoint import check_checkpoint_config, load_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, required=True, help="trained model (.pt)")
-    parser.add_argument("--data", type=Path, required=True, help="prepared .npz of its dataset")
-    parser.add_argument("--classifier", type=Path, required=True, help="the dataset's sample classifier (.pt)")
-    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
-    parser.add_argument("--latent", type=Path, required=True, help="posterior means .npz to write")
-    parser.add_argument("--activity", type=Path, required=True, help="per-dimension activity CSV to write")
+    parser.add_argument("--dataset", help="evaluate this dataset only (default: every dataset of params)")
+    parser.add_argument("--variant", help="evaluate this variant only (default: every variant of params)")
+    parser.add_argument("--latent-dim", type=int, help="evaluate this latent size only (default: every one)")
+    parser.add_argument("--prepared", type=Path, required=True, help="folder of prepared <dataset>.npz files")
+    parser.add_argument("--models", type=Path, required=True, help="root folder of the checkpoints")
+    parser.add_argument("--classifiers", type=Path, required=True, help="folder of <dataset>.pt sample classifiers")
+    parser.add_argument("--metrics", type=Path, required=True, help="root folder of the metrics JSONs to write")
+    parser.add_argument("--latent", type=Path, required=True, help="root folder of the latent arrays to write")
+    parser.add_argument("--runinfo", type=Path, required=True, help="root folder of run-info records (not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
 
-def write_latent(path: Path, mu: np.ndarray, labels: np.ndarray, activity: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:  # a handle: np.savez would append ".npz" to a bare name
-            np.savez(handle, mu=mu, labels=labels, activity=activity)
+@dataclass(frozen=True)
+class EvaluateJob:
+    replicate: Replicate
+    checkpoint: Path
+    data: Path
+    classifier: Path
+    metrics: Path
+    latent: Path
+    settings: EvaluateParams
+    figures: FigureParams
+    device: str
 
 
-def activity_csv(activity: np.ndarray) -> str:
-    rows = [f"{dimension},{value!r}" for dimension, value in enumerate(activity.tolist())]
-    return "\n".join(["dimension,activity", *rows]) + "\n"
+@dataclass(frozen=True)
+class EvaluateResult:
+    metrics: dict
+    seconds: float
+
+
+def evaluate_job(job: EvaluateJob) -> EvaluateResult:
+    """One replicate, start to finish (runs in a worker process): writes its latent arrays and metrics."""
+    from aebench.common.files import write_json, write_npz
+    from aebench.data.prepared import load_prepared
+    from aebench.evaluation.classifier import load_classifier
+    from aebench.evaluation.runner import evaluate_replicate
+    from aebench.evaluation.sample_quality import reference
+    from aebench.models.checkpoint import load_model
+
+    started = time.perf_counter()
+    model = load_model(job.checkpoint).to(job.device)
+    classifier, _ = load_classifier(job.classifier)
+    classifier = classifier.to(job.device)
+    data = load_prepared(job.data)
+    real = reference(classifier, data.split("test")[0], device=job.device)
+
+    def log(line: str) -> None:
+        print(f"evaluate {job.replicate.name}: {line}", file=sys.stderr, flush=True)
+
+    evaluation = evaluate_replicate(model, data, classifier, real, job.settings, job.figures, device=job.device, log=log)
+    write_npz(job.latent, **evaluation.latent)
+    write_json(job.metrics, evaluation.metrics)  # last: its presence means the evaluation finished
+    return EvaluateResult(metrics=evaluation.metrics, seconds=time.perf_counter() - started)
+
+
+def summary(metrics: dict, seconds: float) -> str:
+    test, latent, dims = metrics["test"], metrics["latent"], metrics["latent_dim"]
+    parts = [f"recon_bce {test['recon_bce']:.2f}"]
+    if test["nll_iw"] is not None:
+        parts += [f"neg_elbo {test['neg_elbo']:.2f}", f"nll_iw {test['nll_iw']:.2f}", f"rate {test['rate']:.2f}"]
+    parts += [
+        f"active {latent['active_units']}/{dims}", f"used {latent['used_units']}/{dims}",
+        f"probe {metrics['probe']['accuracy']:.3f}", f"precision {metrics['samples']['prior']['precision']:.3f}",
+        f"{seconds:.1f} s",
+    ]
+    return ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
+    workspace = workspace_of(args.params)
+    keys = selected_keys(params, dataset=args.dataset, variant=args.variant, latent_dim=args.latent_dim)
+    replicates = [key.replicate(seed) for key in keys for seed in params.seeds]
     device = resolve_device(params.device)
     # Every input is checked before any computation, and nothing is written until all is computed.
-    model = load_model(args.checkpoint)
-    classifier, classifier_config = load_classifier(args.classifier)
-    dataset = model.config["dataset"]
-    if classifier_config.get("dataset") != dataset:
-        raise CheckpointError(
-            f"{args.classifier}: classifier of {classifier_config.get('dataset')!r}, "
-            f"but {args.checkpoint} is a {dataset!r} model"
+    for replicate in replicates:
+        checkpoint = replicate.path(args.models, ".pt")
+        check_checkpoint_config(checkpoint, model_config(params, replicate))
+        load_model(checkpoint)  # its weights too: a damaged file must stop the stage before any output
+    for dataset in {key.dataset for key in keys}:
+        classifier = args.classifiers / f"{dataset}.pt"
+        if not classifier.is_file():
+            raise CheckpointError(f"{classifier}: classifier not found (run `dvc repro classifier@{dataset}`)")
+        judged = load_classifier(classifier)[1].get("dataset")
+        if judged != dataset:
+            raise CheckpointError(f"{classifier}: a classifier of {judged!r}, but it would judge {dataset!r} samples")
+    jobs = [
+        EvaluateJob(
+            replicate=r, checkpoint=r.path(args.models, ".pt"), data=args.prepared / f"{r.key.dataset}.npz",
+            classifier=args.classifiers / f"{r.key.dataset}.pt", metrics=r.path(args.metrics, ".json"),
+            latent=r.path(args.latent, ".npz"), settings=params.evaluate, figures=params.figures, device=str(device),
         )
-    data = load_prepared(args.data)
-
-    stage = f"evaluate@{dataset}-{model.kind}-{model.latent_dim}"
-    seed_everything(params.seed)
-
-    def log(line: str) -> None:
-        print(f"{stage}: {line}", file=sys.stderr, flush=True)
-
-    evaluation = evaluate_model(
-        model.to(device), data, classifier.to(device), params.evaluate, seed=params.seed, device=device, log=log
-    )
-    write_latent(args.latent, evaluation.latent_mu, evaluation.latent_labels, evaluation.activity)
-    write_text(args.activity, activity_csv(evaluation.activity))
-    write_json(args.metrics, evaluation.metrics)  # last: its presence means the evaluation finished
-
-    warning = log_evaluation(
-        resolve_tracking_uri(params.mlflow.tracking_uri), model.mlflow_run_id, evaluation.metrics, metrics_file=args.metrics
-    )
-    if warning:
-        print(f"warning: {stage}: numbers not logged to MLflow: {warning}", file=sys.stderr)
-    metrics = evaluation.metrics
-    summary = [f"recon_bce {metrics['test']['recon_bce']:.2f}"]
-    if metrics["test"]["nll_iw"] is not None:
-        summary += [f"neg_elbo {metrics['test']['neg_elbo']:.2f}", f"nll_iw {metrics['test']['nll_iw']:.2f}"]
-    summary += [
-        f"active {metrics['latent']['active_units']}/{model.latent_dim}",
-        f"probe {metrics['probe']['accuracy']:.3f}",
-        f"FD {metrics['samples']['frechet_distance']:.2f}",
-        f"{metrics['timing']['seconds']:.1f} s",
+        for r in replicates
     ]
-    print(f"{stage}: {', '.join(summary)} -> {args.metrics}")
+    runinfo = {r: r.path(args.runinfo / "evaluate", ".json") for r in replicates}
+    check_writable([path for job in jobs for path in (job.metrics, job.latent)] + list(runinfo.values()))
+    preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
+
+    with Jobs(evaluate_job, jobs, device_type=device.type) as completed:
+        # While the workers start: the MLflow store, and the run that trained each checkpoint.
+        store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
+        sha256 = {job.replicate: hashlib.sha256(job.checkpoint.read_bytes()).hexdigest() for job in jobs}
+        run_ids = {job.replicate: training_run_id(store, job.replicate.name, sha256[job.replicate]) for job in jobs}
+        for job, result in completed:
+            name, run_id = job.replicate.name, run_ids[job.replicate]
+            if run_id is None:
+                print(f"warning: evaluate {name}: no MLflow run in {store.uri} trained {job.checkpoint} (sha256 "
+                      f"{sha256[job.replicate][:12]}); its numbers are in {job.metrics} only", file=sys.stderr)
+            else:
+                log_evaluation(store, run_id, result.metrics, metrics_file=job.metrics)
+            write_runinfo(runinfo[job.replicate], {
+                "stage": "evaluate", "model": name, "mlflow_run_id": run_id, "seconds": result.seconds,
+                "device": job.device, "checkpoint_sha256": sha256[job.replicate],
+            })
+            print(f"{name}: {summary(result.metrics, result.seconds)} -> {job.metrics}", file=sys.stderr)
 
 
 if __name__ == "__main__":

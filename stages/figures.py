@@ -1,11 +1,18 @@
-"""DVC stage `figures@<dataset>-<model>-<latent_dim>`: every per-model PNG of the report.
+"""DVC stage `figures@<dataset>-<variant>`: every per-model PNG of one variant at every latent size.
 
-Reads the checkpoint, the test split, the training history, the metrics and the
-latent means; writes one folder of PNGs (`aebench.reporting.catalog` lists
-them). The folder appears complete or not at all.
+Writes `<out>/<dataset>/<variant>/latent-<D>/<name>.png` for each figure of
+`aebench.reporting.figures.MODEL_FIGURES` that applies to the model. Reads
+every seed's metrics, history and latent arrays, the first seed's checkpoint,
+and the test split, binarized with the first seed as its evaluation scored it.
+Every input is checked before any drawing, and `<out>/<dataset>/<variant>`
+appears complete or not at all (with --latent-dim, only that size's folder is
+replaced). Without --dataset and --variant it draws every model of the params
+file (a replicate profile).
 """
 
 from __future__ import annotations
+
+import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
 
 import argparse
 import sys
@@ -14,53 +21,81 @@ from pathlib import Path
 
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
-from aebench.common.files import atomic_path
-from aebench.data import fixed_targets, load_prepared
-from aebench.models import load_model
-from aebench.reporting.figures import FigureInputs, draw_model_figures
-from aebench.reporting.inputs import ModelKey, check_identity, read_history, read_latent, read_metrics
+from aebench.common.files import atomic_path, check_writable
+from aebench.common.layout import ModelKey, selected_keys
+from aebench.common.parallel import one_thread
+from aebench.data.binarize import fixed_targets
+from aebench.data.prepared import load_prepared
+from aebench.models.checkpoint import load_model
+from aebench.reporting.figures import (
+    FigureInputs,
+    check_model_identity,
+    check_results,
+    check_test_split,
+    draw_model_figures,
+)
+from aebench.reporting.results import Roots, load_results
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", required=True, type=Path, help="the trained model (.pt)")
-    parser.add_argument("--data", required=True, type=Path, help="the prepared dataset (.npz)")
-    parser.add_argument("--history", required=True, type=Path, help="the per-epoch training history (.csv)")
-    parser.add_argument("--metrics", required=True, type=Path, help="the model's metrics (.json)")
-    parser.add_argument("--latent", required=True, type=Path, help="the latent means (.npz)")
-    parser.add_argument("--out", required=True, type=Path, help="the folder of PNGs to write")
-    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    parser.add_argument("--dataset", help="draw this dataset only (default: every dataset of params)")
+    parser.add_argument("--variant", help="draw this variant only (default: every variant of params)")
+    parser.add_argument("--latent-dim", type=int, help="draw this latent size only (default: every one)")
+    parser.add_argument("--prepared", type=Path, required=True, help="folder of prepared <dataset>.npz files")
+    parser.add_argument("--models", type=Path, required=True, help="root folder of the checkpoints")
+    parser.add_argument("--history", type=Path, required=True, help="root folder of the per-epoch CSVs")
+    parser.add_argument("--metrics", type=Path, required=True, help="root folder of the metrics JSONs")
+    parser.add_argument("--latent", type=Path, required=True, help="root folder of the latent arrays")
+    parser.add_argument("--out", type=Path, required=True, help="root folder of the PNGs to write")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    started = time.perf_counter()
     args = parse_args(argv)
     params = load_params(args.params)
-    model = load_model(args.checkpoint)
-    key = ModelKey(model.config["dataset"], model.kind, model.latent_dim)
-    metrics = read_metrics(args.metrics)
-    check_identity(args.metrics, metrics, key)
-    latent = read_latent(args.latent)
-    check_identity(args.latent, {"dataset": key.dataset, "model": key.model, "latent_dim": latent.mu.shape[1]}, key)
-    test_images, test_labels = load_prepared(args.data).split("test")
-    # The model encodes the test images as the evaluation scores them (binarized once when trained binarized).
-    targets = fixed_targets(test_images, model.config["data"]["binarize"], seed=params.seed)
-    inputs = FigureInputs(
-        model=model,
-        dataset=key.dataset,
-        test_images=targets,
-        test_labels=test_labels,
-        history=read_history(args.history),
-        latent=latent,
-        figure_params=params.figures,
-        au_threshold=params.evaluate.au_threshold,
-        seed=params.seed,
-    )
-    with atomic_path(args.out) as folder:
-        written = draw_model_figures(inputs, folder)
-    seconds = time.perf_counter() - started
-    print(f"[figures {key.stem}] wrote {len(written)} PNGs to {args.out} in {seconds:.1f} s", file=sys.stderr)
+    keys = selected_keys(params, dataset=args.dataset, variant=args.variant, latent_dim=args.latent_dim)
+    # Each output folder is replaced whole: a variant's, or one latent size's when only that one is drawn.
+    folders: dict[Path, list[ModelKey]] = {}
+    for key in keys:
+        folder = key.folder(args.out) if args.latent_dim is not None else args.out / key.dataset / key.variant
+        folders.setdefault(folder, []).append(key)
+    first_seed = params.seeds[0]
+    one_thread()  # the decoded pixels do not depend on the machine's core count
+
+    # Every input is read and checked before anything is drawn.
+    roots = Roots(metrics=args.metrics, history=args.history, latent=args.latent)
+    results = {each.key: each for each in load_results(params, roots, keys)}
+    for key in keys:
+        check_results(results[key], params, roots)
+    models = {}
+    for key in keys:
+        replicate = key.replicate(first_seed)
+        path = replicate.path(args.models, ".pt")
+        models[key] = load_model(path)
+        check_model_identity(path, models[key].config, replicate, params)
+    test = {}
+    for dataset in dict.fromkeys(key.dataset for key in keys):
+        path = args.prepared / f"{dataset}.npz"
+        images, labels = load_prepared(path).split("test")
+        for key in keys:
+            if key.dataset == dataset:
+                check_test_split(images, labels, results[key], params, path)
+        test[dataset] = fixed_targets(images, params.data.binarize, seed=first_seed, split="test"), labels
+    check_writable(list(folders))  # after the checks, so a refused input leaves no empty folder behind
+
+    for folder, group in folders.items():
+        with atomic_path(folder) as tmp:
+            for key in group:
+                started = time.perf_counter()
+                images, labels = test[key.dataset]
+                inputs = FigureInputs(results=results[key], params=params, model=models[key], test_images=images,
+                                      test_labels=labels)
+                written = draw_model_figures(inputs, tmp / key.folder(args.out).relative_to(folder))
+                print(f"{key.name}: {len(written)} figures in {time.perf_counter() - started:.1f} s",
+                      file=sys.stderr, flush=True)
+        print(f"wrote {folder}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,32 +1,67 @@
-"""DVC stage `train@<dataset>-<model>-<latent_dim>`: train one model, write its checkpoint and history."""
+"""DVC stage `train@<dataset>-<variant>`: train one variant at every latent size and seed.
+
+Writes, per latent size D and seed s, `<models>/<dataset>/<variant>/latent-<D>/seed-<s>.pt`
+and the per-epoch history beside it under `<history>`; wall times and the
+MLflow run id go to `<runinfo>` (not hashed by DVC). Without --dataset and
+--variant it trains every model of the params file (a replicate profile).
+The replicates run side by side, one process per core (aebench.common.parallel).
+"""
 
 from __future__ import annotations
 
+import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
+
 import argparse
 import hashlib
-import signal
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
-from aebench.common.runtime import resolve_device, seed_everything
-from aebench.common.tracking import RunSpec, git_commit, resolve_tracking_uri
-from aebench.data import load_prepared
-from aebench.models import build_model, resolved_config
-from aebench.training import TrainingPaths, train_model
+from aebench.common.files import check_writable, workspace_of
+from aebench.common.layout import Replicate, selected_keys
+from aebench.common.parallel import Jobs
+from aebench.common.runinfo import write_runinfo
+from aebench.common.runtime import resolve_device
+from aebench.common.tracking import (
+    REPLICATE_TAG,
+    TrackedRun,
+    close_run,
+    git_commit,
+    open_store,
+    preflight,
+    resolve_tracking_uri,
+)
+from aebench.models.autoencoder import model_config
+from aebench.training.tracking import finish_training_run, open_training_run
+from aebench.training.trainer import TrainingResult, resume_key
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--model", required=True, help="ae, vae or emae")
-    parser.add_argument("--latent-dim", type=int, required=True)
-    parser.add_argument("--data", type=Path, required=True, help="prepared .npz of the dataset")
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--history", type=Path, required=True, help="per-epoch CSV")
-    parser.add_argument("--resume", type=Path, required=True, help="per-epoch resume state, outside the DVC outs")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", help="train this dataset only (default: every dataset of params)")
+    parser.add_argument("--variant", help="train this variant only (default: every variant of params)")
+    parser.add_argument("--latent-dim", type=int, help="train this latent size only (default: every one)")
+    parser.add_argument("--prepared", type=Path, required=True, help="folder of prepared <dataset>.npz files")
+    parser.add_argument("--models", type=Path, required=True, help="root folder of the checkpoints")
+    parser.add_argument("--history", type=Path, required=True, help="root folder of the per-epoch CSVs")
+    parser.add_argument("--resume", type=Path, required=True, help="root folder of resume states (outside DVC outs)")
+    parser.add_argument("--runinfo", type=Path, required=True, help="root folder of run-info records (not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    replicate: Replicate
+    config: dict
+    data: Path
+    data_sha256: str
+    checkpoint: Path
+    history: Path
+    resume: Path
+    device: str
 
 
 def file_sha256(path: Path) -> str:
@@ -37,43 +72,94 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def train_job(job: TrainJob) -> TrainingResult:
+    """One replicate, start to finish (runs in a worker process)."""
+    import torch
+
+    from aebench.common.runtime import seed_everything
+    from aebench.data.prepared import load_prepared
+    from aebench.models.autoencoder import build_model
+    from aebench.training.trainer import TrainingPaths, train_replicate
+
+    seed_everything(job.replicate.seed)  # the initial weights
+    model = build_model(job.config)
+    data = load_prepared(job.data)
+    return train_replicate(
+        model,
+        train_images=data.split("train")[0],
+        val_images=data.split("val")[0],
+        paths=TrainingPaths(checkpoint=job.checkpoint, history=job.history, resume=job.resume),
+        device=torch.device(job.device),
+        data_fingerprint=job.data_sha256,
+        label=job.replicate.name,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    # DVC and job runners stop a stage with SIGTERM: make it unwind like Ctrl-C, so the
-    # MLflow run is closed (KILLED) instead of being left RUNNING.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     params = load_params(args.params)
-    config = resolved_config(params, dataset=args.dataset, model=args.model, latent_dim=args.latent_dim)
+    workspace = workspace_of(args.params)
+    keys = selected_keys(params, dataset=args.dataset, variant=args.variant, latent_dim=args.latent_dim)
+    replicates = [key.replicate(seed) for key in keys for seed in params.seeds]
+    # Everything that can be checked is checked before any training: configs, inputs, outputs, the MLflow server.
+    configs = {replicate: model_config(params, replicate) for replicate in replicates}
     device = resolve_device(params.device)
-    seed_everything(params.seed)  # the initial weights
-    model = build_model(config)  # refuses an unknown model or latent size before any data is read
+    data_sha256 = {}
+    for dataset in {key.dataset for key in keys}:
+        path = args.prepared / f"{dataset}.npz"
+        if not path.is_file():
+            raise FileNotFoundError(2, "prepared data not found (run `dvc repro prepare`)", str(path))
+        data_sha256[dataset] = file_sha256(path)
+    jobs = [
+        TrainJob(
+            replicate=r, config=configs[r], data=args.prepared / f"{r.key.dataset}.npz",
+            data_sha256=data_sha256[r.key.dataset], checkpoint=r.path(args.models, ".pt"),
+            history=r.path(args.history, ".csv"), resume=r.path(args.resume, ".pt"), device=str(device),
+        )
+        for r in replicates
+    ]
+    runinfo = {r: r.path(args.runinfo / "train", ".json") for r in replicates}
+    check_writable([path for job in jobs for path in (job.checkpoint, job.history, job.resume)] + list(runinfo.values()))
+    preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
-    data = load_prepared(args.data)
-    train_images, _ = data.split("train")
-    val_images, _ = data.split("val")
+    runs: dict[Replicate, TrackedRun] = {}
+    with Jobs(train_job, jobs, device_type=device.type) as completed:
+        # While the workers start: the MLflow store, and one run per replicate.
+        store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
+        commit = git_commit(workspace)
+        try:
+            for job in jobs:
+                runs[job.replicate] = open_training_run(
+                    store, run_name=job.replicate.name, config=job.config,
+                    resume_key=resume_key(job.config, job.data_sha256), tags=run_tags(job, commit, args.params),
+                )
+            for job, result in completed:
+                tracked = runs.pop(job.replicate)
+                finish_training_run(tracked, result, checkpoint=job.checkpoint)
+                write_runinfo(runinfo[job.replicate], {
+                    "stage": "train", "model": job.replicate.name, "mlflow_run_id": tracked.run_id, "device": job.device,
+                    "epoch_seconds": result.epoch_seconds, "seconds": sum(result.epoch_seconds),
+                    "checkpoint_sha256": result.checkpoint_sha256, "tracking_uri": store.uri, "git_commit": commit,
+                })
+                last = result.history[-1]
+                print(f"{job.replicate.name}: {len(result.history)} epochs, val_loss {last['val_loss']:.2f} "
+                      f"nats/image, {sum(result.epoch_seconds):.1f} s -> {job.checkpoint}", file=sys.stderr)
+        except BaseException as error:
+            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+            for tracked in runs.values():
+                close_run(tracked.client, tracked.run_id, status)
+            raise
 
-    stage = f"train@{args.dataset}-{args.model}-{args.latent_dim}"
-    commit = git_commit()
-    run = RunSpec(
-        tracking_uri=resolve_tracking_uri(params.mlflow.tracking_uri),
-        experiment=params.mlflow.experiment,
-        run_name=f"{args.dataset}-{args.model}-{args.latent_dim}",
-        tags={
-            "dataset": args.dataset,
-            "model": args.model,
-            "latent_dim": str(args.latent_dim),
-            "dvc_stage": stage,
-            "mlflow.source.git.commit": commit,
-            "git_commit": commit,
-        },
-    )
-    paths = TrainingPaths(checkpoint=args.checkpoint, history=args.history, resume=args.resume)
-    history = train_model(
-        model, train_images=train_images, val_images=val_images, paths=paths, device=device,
-        run=run, data_fingerprint=file_sha256(args.data),
-    )
-    last = history[-1]
-    print(f"{stage}: {len(history)} epochs, val_loss {last['val_loss']:.2f} nats/image -> {args.checkpoint}")
+
+def run_tags(job: TrainJob, commit: str, params_file: Path) -> dict[str, str]:
+    """The run's tags: what it is (the runs table's columns), and where it came from."""
+    key = job.replicate.key
+    return {
+        "dataset": key.dataset, "variant": key.variant, "latent_dim": str(key.latent_dim),
+        "seed": str(job.replicate.seed), "objective": job.config["variant"]["objective"],
+        REPLICATE_TAG: job.replicate.name, "aebench.params": str(params_file),
+        "mlflow.source.git.commit": commit, "git_commit": commit,
+    }
 
 
 if __name__ == "__main__":

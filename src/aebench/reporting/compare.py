@@ -1,120 +1,683 @@
-"""Per-dataset comparison figures across the models (and latent sizes).
+"""Figures that put every model and every seed of a dataset side by side, and the sweep's charts.
 
-- `<dataset>-metrics.png`: every plotted column of `table.COLUMNS`, one panel
-  each, models on the x axis and one bar per latent size;
-- `<dataset>-activity.png`: the sorted activity profile A_u of every model, one
-  panel per latent size, on a log scale with the active-unit threshold.
+`COMPARE_FIGURES` (name -> `CompareFigure`, in report order) holds each
+comparison figure's title, caption and drawer in one place;
+`draw_comparison_figures` writes `<out_dir>/<dataset>-<name>.png` for each.
+Sizes are fixed per panel (`PANEL_PX`, wrapped at `PANELS_PER_ROW`, plus
+`HEADER_PX`), so a figure's pixel size follows from the models alone.
+`CompareContext` carries what params and the classifier stage say. Per dataset:
+
+- `metrics`: one panel per `columns.COLUMNS` entry (sample-quality columns
+  whose metric failed the classifier stage's check left out), variants on x,
+  one bar per latent size at the mean over seeds, every seed a dot;
+- `activity`: sorted A_u of every model and seed, one panel per latent size;
+- `active_units_curve`: AU(delta) over the log grid of `usage.default_thresholds`;
+- `usage`: sorted decoder usage shares (scale-free), one panel per latent size;
+- `emae_mu_lines`: the emae article's figure, posterior mean per dimension
+  across test images, the stochastic variants side by side on one y axis;
+- `rate_distortion`: the rate-distortion plane (Alemi et al. 2018) with
+  -ELBO = D + R isolines.
+
+`rate_distortion_plane` and `against_weight` draw the objective-family sweep
+(beta at gamma = 1, gamma at beta = 1, an AE reference) from a tidy frame.
+No torch of its own: the report stage imports this module.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 
-from aebench.reporting.catalog import COMPARE_FIGURES, dataset_label, model_label
-from aebench.reporting.inputs import ModelResult
-from aebench.reporting.plots import log_floor
-from aebench.reporting.plotting import PALETTE, new_figure, save_png, theme
-from aebench.reporting.table import COLUMNS, MISSING
+from aebench.common.config import Params
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE, METRICS
+from aebench.evaluation.activity import active_units_curve, default_thresholds
+from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MISSING, MetricColumn
+from aebench.reporting.labels import dataset_label, variant_label
+from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, log_floor, new_figure, save_png, theme
+from aebench.reporting.results import ModelResults, ReplicateResult
 
-METRIC_PANEL_PX = (330, 300)
-METRIC_PANELS_PER_ROW = 4
-ACTIVITY_PANEL_PX = (520, 380)
+# (width, height) in pixels of one panel; a figure is panels x this plus HEADER_PX for title and legend.
+PANEL_PX = {
+    "metrics": (300, 250),
+    "activity": (460, 380),
+    "active_units_curve": (460, 380),
+    "usage": (460, 380),
+    "emae_mu_lines": (520, 400),
+    "rate_distortion": (760, 560),
+    "sweep_plane": (760, 560),
+    "sweep_weight": (340, 300),
+}
+HEADER_PX = 60
+TITLE_BAND_PX, LEGEND_BAND_PX = 28, 32  # the header's split when margins are fixed: suptitle above, legend below
+# Fixed margins (left, right, top, bottom) around each metrics panel: 23 panels laid out by hand draw in half
+# the time constrained layout takes, and the tests draw them often.
+METRIC_MARGINS_PX = (48, 10, 42, 26)
+PANELS_PER_ROW = {"metrics": 4, "emae_mu_lines": 3, "sweep_weight": 3}  # the others are one row
+SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # one per latent size, in size order
+SIZE_PALETTE = "crest"  # sequential, and unlike the variants' colours: the metrics bars are latent sizes
+ISOLINE_BINS = 4  # about this many -ELBO isolines across the points
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.6}  # text over lines stays legible
 
 
-def metrics_figure(results: list[ModelResult], *, dataset: str) -> Figure:
-    columns = [column for column in COLUMNS if column.plotted]
-    rows = math.ceil(len(columns) / METRIC_PANELS_PER_ROW)
-    cols = min(len(columns), METRIC_PANELS_PER_ROW)
-    fig = new_figure(METRIC_PANEL_PX[0] * cols, METRIC_PANEL_PX[1] * rows + 40)
-    axes = fig.subplots(rows, cols, squeeze=False).flatten()
-    models = list(dict.fromkeys(model_label(r.key.model) for r in results))
-    sizes = sorted({r.key.latent_dim for r in results})
-    palette = dict(zip(sizes, sns.color_palette(PALETTE, len(sizes)), strict=True))
-    width = 0.8 / len(sizes)
-    for ax, column in zip(axes, columns, strict=False):
-        for offset, size in enumerate(sizes):
-            for position, model in enumerate(models):
-                match = [r for r in results if model_label(r.key.model) == model and r.key.latent_dim == size]
-                value = column.value(match[0]) if match else None
-                x = position - 0.4 + width * (offset + 0.5)
-                if value is None:
-                    ax.text(x, 0, MISSING, ha="center", va="bottom", fontsize=7, color="0.4", rotation=90)
-                    continue
-                bar = ax.bar(x, value, width=width * 0.92, color=palette[size], label=f"D = {size}")
-                ax.bar_label(bar, labels=[f"{value:,.{column.digits}f}"], fontsize=7, padding=1,
-                             rotation=0 if len(sizes) <= 2 else 90)
-        ax.set_xticks(range(len(models)), models)
-        ax.set_xlim(-0.5, len(models) - 0.5)  # keep every model's slot, even one whose values are all n/a
-        ax.set_title(column.header, fontsize=9)
-        ax.margins(y=0.22)
-        ax.tick_params(labelsize=8)
-    for ax in axes[len(columns):]:
+@dataclass(frozen=True, kw_only=True)
+class CompareContext:
+    """What params and the classifier stage say that the comparison figures need."""
+
+    au_threshold: float  # evaluate.au_threshold: A_u above it is an active unit
+    usage_threshold: float  # evaluate.usage_threshold: a usage share above it is a used unit
+    seeds: tuple[int, ...]  # params seeds: every model has one replicate per seed, in this order
+    variant_labels: Mapping[str, str]  # variant -> display name ("emae" -> "EM-AE"); the variant name if absent
+    # Sample-quality metrics that ranked the controlled degradations correctly (on every dataset, as the table).
+    passed_quality_metrics: frozenset[str]
+    activity_images: int  # figures.activity_images: test images in the posterior-mean lines
+
+    @classmethod
+    def from_params(cls, params: Params, *, passing_quality: Iterable[str]) -> CompareContext:
+        return cls(
+            au_threshold=params.evaluate.au_threshold,
+            usage_threshold=params.evaluate.usage_threshold,
+            seeds=tuple(params.seeds),
+            variant_labels={variant: variant_label(variant) for variant in params.variants},
+            passed_quality_metrics=frozenset(passing_quality),
+            activity_images=params.figures.activity_images,
+        )
+
+    def label(self, variant: str) -> str:
+        return self.variant_labels.get(variant, variant)
+
+    def model_name(self, model: ModelResults) -> str:
+        """`VAE-30`: how captions name a model."""
+        return f"{self.label(model.key.variant)}-{model.key.latent_dim}"
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def _variants(results: list[ModelResults]) -> list[str]:
+    return list(dict.fromkeys(model.key.variant for model in results))
+
+
+def _sizes(results: list[ModelResults]) -> list[int]:
+    return sorted({model.key.latent_dim for model in results})
+
+
+def _variant_colors(results: list[ModelResults]) -> dict[str, tuple]:
+    variants = _variants(results)
+    return dict(zip(variants, sns.color_palette(PALETTE, len(variants)), strict=True))
+
+
+def _of_size(results: list[ModelResults], size: int) -> list[ModelResults]:
+    return [model for model in results if model.key.latent_dim == size]
+
+
+def _dataset(results: list[ModelResults]) -> str:
+    return results[0].key.dataset
+
+
+def _vector(replicate: ReplicateResult, key: str) -> np.ndarray:
+    """A per-dimension metric (`latent.activity`) as float64 (D,)."""
+    return np.asarray(replicate.value(key), dtype=np.float64)
+
+
+def _known(values: list) -> list[float]:
+    return [float(v) for v in values if v is not None]
+
+
+def _panels(kind: str, count: int, *, sharey: bool = False,
+            margins_px: tuple[int, int, int, int] | None = None) -> tuple[Figure, list[Axes]]:
+    """A fixed-size grid of `count` panels of PANEL_PX[kind], spare cells hidden.
+
+    Constrained layout, or with `margins_px` (left, right, top, bottom around
+    each panel) a fixed layout: the header's title band above, legend band below.
+    """
+    per_row = PANELS_PER_ROW.get(kind, max(count, 1))
+    rows, cols = math.ceil(count / per_row), min(count, per_row)
+    width, height = PANEL_PX[kind]
+    fig_w, fig_h = width * cols, height * rows + HEADER_PX
+    fig = new_figure(fig_w, fig_h)
+    grid = None
+    if margins_px is None:
+        fig.set_layout_engine("constrained")
+    else:
+        left, right, top, bottom = margins_px
+        inner_w, inner_h = width - left - right, height - top - bottom
+        grid = {"left": left / fig_w, "right": 1 - right / fig_w, "top": 1 - (TITLE_BAND_PX + top) / fig_h,
+                "bottom": (LEGEND_BAND_PX + bottom) / fig_h, "wspace": (left + right) / inner_w,
+                "hspace": (top + bottom) / inner_h}
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey, gridspec_kw=grid).flatten()
+    for ax in axes[count:]:
         ax.set_axis_off()
-    handles, labels = axes[0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    fig.legend(unique.values(), unique.keys(), loc="upper right", ncols=len(unique), fontsize=8)
-    fig.suptitle(f"{dataset_label(dataset)}: test metrics by model and latent size", fontsize=11, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 1 - 40 / fig.get_size_inches()[1] / fig.dpi))
+    return fig, list(axes[:count])
+
+
+def _names(labels: list[str]) -> str:
+    """Labels joined as prose: "AE, VAE and EM-AE"."""
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
+
+
+def _spread(values: list[float]) -> str:
+    """One seed's value, or the range over seeds: "12" or "11-13"."""
+    low, high = min(values), max(values)
+    return f"{low:g}" if low == high else f"{low:g}-{high:g}"
+
+
+def _variant_legend(fig: Figure, results: list[ModelResults], context: CompareContext, extra: list) -> None:
+    colors = _variant_colors(results)
+    handles = [Line2D([], [], color=colors[v], marker="o", markersize=4, label=context.label(v)) for v in colors]
+    fig.legend(handles=handles + extra, loc="outside lower center", ncols=len(handles) + len(extra), fontsize=8)
+
+
+def _no_model_panel(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_axis_off()
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def metric_columns(context: CompareContext) -> list[MetricColumn]:
+    """COLUMNS minus the sample-quality columns whose metric failed its validation."""
+    passed = context.passed_quality_metrics
+    return [column for column in COLUMNS if column.quality_metric is None or column.quality_metric in passed]
+
+
+def _metrics_panel(ax: Axes, column: MetricColumn, results: list[ModelResults], colors: dict[int, tuple],
+                   context: CompareContext) -> None:
+    variants, sizes = _variants(results), _sizes(results)
+    width = 0.8 / len(sizes)  # one group of bars per variant, 0.8 wide
+    dots_x, dots_y = [], []
+    for offset, size in enumerate(sizes):
+        bars_x, bars_y = [], []
+        for slot, variant in enumerate(variants):
+            x = slot - 0.4 + width * (offset + 0.5)
+            match = [m for m in results if m.key.variant == variant and m.key.latent_dim == size]
+            values = [column.display(v) for v in _known(match[0].values(column.key))] if match else []
+            if not values:
+                ax.text(x, 0, MISSING, ha="center", va="bottom", fontsize=7, color="0.4", rotation=90)
+                continue
+            bars_x.append(x)
+            bars_y.append(float(np.mean(values)))
+            # Seeds spread evenly across the bar (no random jitter: the PNG must not change between runs).
+            dots_x.extend(x + np.linspace(-width / 4, width / 4, len(values)) if len(values) > 1 else [x])
+            dots_y.extend(values)
+        ax.bar(bars_x, bars_y, width=width * 0.9, color=colors[size], alpha=0.8)
+    ax.scatter(dots_x, dots_y, s=9, color="0.1", zorder=3, linewidths=0)
+    ax.set_xticks(range(len(variants)), [context.label(v) for v in variants])
+    ax.set_xlim(-0.5, len(variants) - 0.5)  # every variant keeps its slot, even one that is all n/a
+    ax.margins(y=0.1)
+    ax.set_title(f"{column.name}\n({column.unit})" if column.unit else column.name, fontsize=8.5)
+    ax.tick_params(labelsize=8)
+
+
+def metrics_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    dataset, sizes = _dataset(results), _sizes(results)
+    columns = metric_columns(context)
+    colors = dict(zip(sizes, sns.color_palette(SIZE_PALETTE, len(sizes)), strict=True))
+    fig, axes = _panels("metrics", len(columns), margins_px=METRIC_MARGINS_PX)
+    for ax, column in zip(axes, columns, strict=True):
+        _metrics_panel(ax, column, results, colors, context)
+    handles = [Patch(color=colors[size], label=f"D = {size}: mean of seeds") for size in sizes]
+    handles.append(Line2D([], [], color="0.1", marker="o", linestyle="", markersize=3, label="one seed"))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncols=len(handles), fontsize=8)
+    fig.suptitle(f"{dataset_label(dataset)}: test metrics by variant and latent size", fontsize=11,
+                 y=1 - (TITLE_BAND_PX / 2) / fig.bbox.height, va="center")
     return fig
 
 
-def activity_figure(results: list[ModelResult], *, dataset: str, threshold: float) -> Figure:
-    sizes = sorted({r.key.latent_dim for r in results})
-    fig = new_figure(ACTIVITY_PANEL_PX[0] * len(sizes), ACTIVITY_PANEL_PX[1])
-    axes = fig.subplots(1, len(sizes), squeeze=False)[0]
-    for ax, size in zip(axes, sizes, strict=True):
-        frames = []
-        for result in (r for r in results if r.key.latent_dim == size):
-            profile = np.sort(result.latent.activity)[::-1]  # (D,) most active first
-            frames.append(pd.DataFrame({
-                "rank": np.arange(1, len(profile) + 1),
-                "activity": profile,
-                "model": model_label(result.key.model),
-            }))
-        long = pd.concat(frames, ignore_index=True)
-        floor = log_floor(long["activity"].to_numpy(), threshold)
-        long["activity"] = long["activity"].clip(lower=floor)  # a dimension that never moves sits on the floor
-        sns.lineplot(data=long, x="rank", y="activity", hue="model", style="model", markers=True, dashes=False,
-                     palette=PALETTE, ax=ax)
+def metrics_caption(results: list[ModelResults], context: CompareContext) -> str:
+    dataset = _dataset(results)
+    labels = [context.label(v) for v in _variants(results)]
+    seeds = ", ".join(map(str, context.seeds))
+    deterministic = list(dict.fromkeys(context.label(m.key.variant) for m in results if not m.stochastic))
+    text = (f"Test-set metrics of {_names(labels)} on {dataset_label(dataset)}, one bar per latent size "
+            f"(D = {', '.join(map(str, _sizes(results)))}) at the mean over the {len(context.seeds)} seeds "
+            f"({seeds}), each seed's value a dot.")
+    if deterministic:
+        text += f" n/a for {_names(deterministic)}: {DETERMINISTIC_NOTE}."
+    dropped = [c.name for c in COLUMNS if c not in metric_columns(context)]
+    if dropped:
+        text += (" Left out because their metric failed to rank controlled degradations of the test images "
+                 f"correctly: {'; '.join(dropped)}.")
+    return text
+
+
+# ---------------------------------------------------------------- activity, AU(delta), usage
+
+
+def _profile_figure(results: list[ModelResults], context: CompareContext, *, kind: str, key: str,
+                    threshold: float, ylabel: str, title: str) -> Figure:
+    """Sorted per-dimension values (`key`) of every model and seed on a log axis, one panel per latent size."""
+    colors = _variant_colors(results)
+    every = np.concatenate([_vector(r, key) for m in results for r in m.replicates])
+    floor = log_floor(every, threshold)
+    fig, axes = _panels(kind, len(_sizes(results)), sharey=True)
+    for ax, size in zip(axes, _sizes(results), strict=True):
+        for model in _of_size(results, size):
+            for replicate in model.replicates:
+                profile = np.sort(_vector(replicate, key))[::-1]  # (D,) largest first
+                ax.plot(np.arange(1, size + 1), np.maximum(profile, floor), color=colors[model.key.variant],
+                        marker="o", markersize=3, linewidth=1, alpha=0.8, gid=replicate.replicate.name)
+        ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1)
         ax.set_yscale("log")
         ax.set_ylim(bottom=floor)
-        if threshold > 0:
-            ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-        ax.legend(fontsize=8)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_xlabel("dimension, sorted by activity")
-        ax.set_ylabel("A_u" if ax is axes[0] else "")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("dimension, sorted")
         ax.set_title(f"D = {size}", fontsize=10)
-    fig.suptitle(f"{dataset_label(dataset)}: sorted activity profiles", fontsize=11)
-    fig.tight_layout()
+    axes[0].set_ylabel(ylabel)
+    threshold_handle = Line2D([], [], color="0.3", linestyle="--", label=f"threshold {threshold:g}")
+    _variant_legend(fig, results, context, [threshold_handle])
+    fig.suptitle(f"{dataset_label(_dataset(results))}: {title}", fontsize=11)
     return fig
 
 
-DRAWERS = {
-    "metrics": lambda results, dataset, threshold: metrics_figure(results, dataset=dataset),
-    "activity": lambda results, dataset, threshold: activity_figure(results, dataset=dataset, threshold=threshold),
+def activity_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    return _profile_figure(results, context, kind="activity", key="latent.activity",
+                           threshold=context.au_threshold, ylabel="A_u = Var_x(E_q[z_u | x])",
+                           title="sorted activity profiles, every seed")
+
+
+def _mean_counts(results: list[ModelResults], key: str, context: CompareContext) -> str:
+    return ", ".join(f"{context.model_name(m)} {np.mean(_known(m.values(key))):.1f}" for m in results)
+
+
+def activity_caption(results: list[ModelResults], context: CompareContext) -> str:
+    return (f"A_u, the variance over the test set of each dimension's posterior mean, sorted from most to least "
+            f"active, for every model and each of the {len(context.seeds)} seeds (one line each) on "
+            f"{dataset_label(_dataset(results))}; one panel per latent size, log scale, dimensions with A_u = 0 on "
+            f"the bottom edge. The dashed line is the active-unit threshold {context.au_threshold:g}. Active "
+            f"units, mean over seeds: {_mean_counts(results, 'latent.active_units', context)}.")
+
+
+def au_thresholds(context: CompareContext) -> np.ndarray:
+    """The AU(delta) grid: `default_thresholds()` plus the configured threshold, so the curve passes through it."""
+    return np.union1d(default_thresholds(), [context.au_threshold])  # sorted, an exact grid point counted once
+
+
+def active_units_curve_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    colors = _variant_colors(results)
+    variants = _variants(results)
+    thresholds = au_thresholds(context)
+    fig, axes = _panels("active_units_curve", len(_sizes(results)))
+    for ax, size in zip(axes, _sizes(results), strict=True):
+        for model in _of_size(results, size):
+            # Earlier variants drawn wider, so a curve that coincides with a later one still shows around it.
+            width = 1.0 + 0.8 * (len(variants) - 1 - variants.index(model.key.variant))
+            for replicate in model.replicates:
+                counts = active_units_curve(_vector(replicate, "latent.activity"), thresholds)
+                ax.plot(thresholds, counts, color=colors[model.key.variant], linewidth=width, marker="o",
+                        markersize=2.5, alpha=0.75, gid=replicate.replicate.name)
+        ax.axvline(context.au_threshold, color="0.3", linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_ylim(-0.04 * size, 1.04 * size)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("threshold δ on A_u")
+        ax.set_title(f"D = {size}", fontsize=10)
+    axes[0].set_ylabel("active units AU(δ) = #{u: A_u > δ}")
+    threshold_handle = Line2D([], [], color="0.3", linestyle="--", label=f"configured δ = {context.au_threshold:g}")
+    _variant_legend(fig, results, context, [threshold_handle])
+    fig.suptitle(f"{dataset_label(_dataset(results))}: active units against the threshold, every seed",
+                 fontsize=11)
+    return fig
+
+
+def active_units_curve_caption(results: list[ModelResults], context: CompareContext) -> str:
+    thresholds = au_thresholds(context)
+    at_threshold = ", ".join(
+        f"{context.model_name(m)} {_spread(_known(m.values('latent.active_units')))}" for m in results
+    )
+    return (f"AU(δ), the number of dimensions whose activity A_u exceeds δ, at {len(thresholds)} thresholds from "
+            f"{thresholds[0]:g} to {thresholds[-1]:g} (log grid), for every model and each of the "
+            f"{len(context.seeds)} seeds on {dataset_label(_dataset(results))}; one panel per latent size. A "
+            f"curve that falls late keeps its dimensions at larger scales; A_u is in the latent's units, so a "
+            f"shrunken latent falls early without being unused. At the configured δ = {context.au_threshold:g} "
+            f"(dashed), range over seeds: {at_threshold}.")
+
+
+def usage_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    return _profile_figure(results, context, kind="usage", key="latent.usage_share",
+                           threshold=context.usage_threshold, ylabel="share of decoder usage",
+                           title="sorted decoder usage shares, every seed")
+
+
+def usage_caption(results: list[ModelResults], context: CompareContext) -> str:
+    return (f"Each dimension's share of the decoder's usage (the squared change of the decoded image when the "
+            f"dimension's code is swapped with another test image's; scale-free, unlike A_u), sorted, for every "
+            f"model and each of the {len(context.seeds)} seeds on {dataset_label(_dataset(results))}; log scale, "
+            f"one panel per latent size. The dashed line is the usage threshold {context.usage_threshold:g}. Used "
+            f"units, mean over seeds: {_mean_counts(results, 'latent.used_units', context)}; effective dimensions: "
+            f"{_mean_counts(results, 'latent.effective_dims', context)}.")
+
+
+# ---------------------------------------------------------------- the emae article's figure
+
+
+def _mu_line_models(results: list[ModelResults]) -> list[ModelResults]:
+    """The stochastic models at the largest latent size: the emae article's 30-D VAE and EM-AE."""
+    return [m for m in _of_size(results, _sizes(results)[-1]) if m.stochastic]
+
+
+def emae_mu_lines_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    models = _mu_line_models(results)
+    fig, axes = _panels("emae_mu_lines", max(len(models), 1), sharey=True)  # one y axis: the scales compare
+    if not models:
+        _no_model_panel(axes[0], "no stochastic variant")
+    for ax, model in zip(axes, models, strict=False):
+        mu = model.first.latent.mu[: context.activity_images]  # (N, D)
+        active = _vector(model.first, "latent.activity") > context.au_threshold
+        palette = iter(sns.color_palette("husl", int(active.sum())))
+        # Inactive dimensions first, so the active ones are drawn over them.
+        for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
+            color = next(palette) if active[dim] else INACTIVE_COLOR
+            ax.plot(np.arange(len(mu)), mu[:, dim], color=color, linewidth=0.9 if active[dim] else 0.7,
+                    gid=f"dim {dim}")
+        ax.set_xlim(0, max(len(mu) - 1, 1))
+        ax.set_xlabel("test image")
+        ax.set_title(f"{context.model_name(model)}: {int(active.sum())} of {len(active)} active", fontsize=10)
+    axes[0].set_ylabel("posterior mean E_q[z_u | x]")
+    handles = [Line2D([], [], color=sns.color_palette("husl", 1)[0], label=f"active (A_u > {context.au_threshold:g})"),
+               Line2D([], [], color=INACTIVE_COLOR, label="inactive")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    seed = models[0].first.seed if models else context.seeds[0]
+    fig.suptitle(f"{dataset_label(_dataset(results))}: posterior mean of every dimension, seed {seed}", fontsize=11)
+    return fig
+
+
+def emae_mu_lines_caption(results: list[ModelResults], context: CompareContext) -> str:
+    models = _mu_line_models(results)
+    if not models:
+        return f"No stochastic variant on {dataset_label(_dataset(results))}: nothing to draw."
+    parts = []
+    for model in models:
+        activity = _vector(model.first, "latent.activity")
+        parts.append(f"{context.model_name(model)} {int((activity > context.au_threshold).sum())} of "
+                     f"{len(activity)} active, A_u {activity.min():.2g} to {activity.max():.2g}")
+    images = min(context.activity_images, len(models[0].first.latent.mu))
+    return (f"As the emae article draws it: the posterior mean of each of the {_sizes(results)[-1]} dimensions (one "
+            f"line each) across the first {images} test images of {dataset_label(_dataset(results))}, seed "
+            f"{models[0].first.seed}, the stochastic variants side by side on one y axis. Coloured: active "
+            f"dimensions (A_u > {context.au_threshold:g}); grey: inactive. {'; '.join(parts)}.")
+
+
+# ---------------------------------------------------------------- rate-distortion
+
+
+def isoline_levels(rates: np.ndarray, distortions: np.ndarray) -> list[float]:
+    """Round values c of -ELBO = D + R, about ISOLINE_BINS steps across the points' totals.
+
+    Only levels whose line crosses the points' bounding box are kept, so every
+    level is visible whatever margins the axes add.
+    """
+    totals = rates + distortions
+    ticks = MaxNLocator(nbins=ISOLINE_BINS, steps=[1, 2, 2.5, 5, 10]).tick_values(totals.min(), totals.max())
+    low, high = rates.min() + distortions.min(), rates.max() + distortions.max()
+    levels = [float(c) for c in ticks if low <= c <= high]
+    return levels or [float(totals.mean())]  # a single point: the line through it
+
+
+def draw_isolines(ax: Axes, rates: np.ndarray, distortions: np.ndarray) -> list[float]:
+    """Dashed lines D + R = c (Alemi et al. 2018) across the current view, labelled; returns the levels."""
+    ax.autoscale_view()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    levels = isoline_levels(rates, distortions)
+    for level in levels:
+        xs = np.array([max(x0, level - y1), min(x1, level - y0)])  # the segment inside the view
+        ax.plot(xs, level - xs, color="0.55", linestyle="--", linewidth=0.9, zorder=0, gid=f"isoline {level:g}")
+        x = xs[0] + 0.12 * (xs[1] - xs[0])  # near the upper-left end, clear of the axes' edge
+        # Along the line (its slope is -1 in data units) on a white box, as contour labels are.
+        ax.text(x, level - x, f"−ELBO = {level:g}", fontsize=7, color="0.35", rotation=-45, rotation_mode="anchor",
+                transform_rotates_text=True, ha="center", va="center", zorder=1,
+                bbox=LABEL_BOX)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    return levels
+
+
+def _rate_distortion_points(results: list[ModelResults]) -> pd.DataFrame:
+    """One row per stochastic model and seed: variant, latent_dim, seed, rate, distortion."""
+    rows = [
+        {"variant": m.key.variant, "latent_dim": m.key.latent_dim, "seed": r.seed,
+         "rate": r.value("test.rate"), "distortion": r.value("test.distortion")}
+        for m in results if m.stochastic for r in m.replicates
+    ]
+    return pd.DataFrame(rows, columns=["variant", "latent_dim", "seed", "rate", "distortion"])
+
+
+def rate_distortion_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    points = _rate_distortion_points(results)
+    colors, sizes = _variant_colors(results), _sizes(results)
+    markers = dict(zip(sizes, SIZE_MARKERS, strict=False))
+    fig, (ax,) = _panels("rate_distortion", 1)
+    fig.suptitle(f"{dataset_label(_dataset(results))}: rate against distortion, every seed", fontsize=11)
+    if points.empty:
+        _no_model_panel(ax, "no stochastic variant: no rate")
+        return fig
+    for (variant, size), group in points.groupby(["variant", "latent_dim"], sort=False):
+        ax.scatter(group["rate"], group["distortion"], color=colors[variant], marker=markers[size], s=36,
+                   edgecolors="white", linewidths=0.5, zorder=3, gid=f"{variant}-{size}")
+    draw_isolines(ax, points["rate"].to_numpy(float), points["distortion"].to_numpy(float))
+    ax.set_xlabel("rate R = mean KL(q(z|x) || N(0, I)) (nats/image)")
+    ax.set_ylabel("distortion D = mean E_q[-log p(x|z)] (nats/image)")
+    stochastic = [v for v in colors if v in set(points["variant"])]
+    handles = [Line2D([], [], color=colors[v], marker="o", linestyle="", label=context.label(v)) for v in stochastic]
+    handles += [Line2D([], [], color="0.3", marker=markers[s], linestyle="", label=f"D = {s}") for s in sizes]
+    handles.append(Line2D([], [], color="0.55", linestyle="--", label="−ELBO = D + R"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    return fig
+
+
+def rate_distortion_caption(results: list[ModelResults], context: CompareContext) -> str:
+    points = _rate_distortion_points(results)
+    deterministic = list(dict.fromkeys(context.label(m.key.variant) for m in results if not m.stochastic))
+    absent = (f" {_names(deterministic)} {'is' if len(deterministic) == 1 else 'are'} absent: {DETERMINISTIC_NOTE}."
+              if deterministic else "")
+    if points.empty:
+        return f"No stochastic variant on {dataset_label(_dataset(results))}.{absent}"
+    levels = isoline_levels(points["rate"].to_numpy(float), points["distortion"].to_numpy(float))
+    means = ", ".join(
+        f"{context.model_name(m)} R {np.mean(_known(m.values('test.rate'))):.1f}, "
+        f"D {np.mean(_known(m.values('test.distortion'))):.1f}" for m in results if m.stochastic
+    )
+    return (f"Rate R (the mean KL(q(z|x) || N(0, I))) against distortion D (the mean E_q[-log p(x|z)]) on the "
+            f"{dataset_label(_dataset(results))} test set, nats per image: one point per stochastic model and seed "
+            f"(colour: variant, marker: latent size). Dashed: -ELBO = D + R = {', '.join(f'{c:g}' for c in levels)} "
+            f"(Alemi et al. 2018); models on one line have the same ELBO at different rates. Means over seeds: "
+            f"{means}.{absent}")
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class CompareFigure:
+    name: str  # file: <dataset>-<name>.png
+    title: str
+    caption: Callable[[list[ModelResults], CompareContext], str]  # one dataset's models -> text with their numbers
+    draw: Callable[[list[ModelResults], CompareContext], Figure]  # one dataset's models -> figure
+
+    def filename(self, dataset: str) -> str:
+        return f"{dataset}-{self.name}.png"
+
+
+# In report order.
+COMPARE_FIGURES: dict[str, CompareFigure] = {
+    spec.name: spec
+    for spec in (
+        CompareFigure("metrics", "Metrics side by side", metrics_caption, metrics_figure),
+        CompareFigure("activity", "Sorted activity profiles", activity_caption, activity_figure),
+        CompareFigure("active_units_curve", "Active units against the threshold", active_units_curve_caption,
+                      active_units_curve_figure),
+        CompareFigure("usage", "Decoder usage shares", usage_caption, usage_figure),
+        CompareFigure("emae_mu_lines", "Posterior mean per dimension", emae_mu_lines_caption, emae_mu_lines_figure),
+        CompareFigure("rate_distortion", "Rate-distortion plane", rate_distortion_caption, rate_distortion_figure),
+    )
 }
 
 
+def _check_seeds(results: list[ModelResults], context: CompareContext) -> None:
+    # The captions say "every seed": a model with other replicates would make them wrong.
+    for model in results:
+        if tuple(model.seeds) != tuple(context.seeds):
+            raise ValueError(f"{model.key.name}: seeds {model.seeds}, the context says {list(context.seeds)}")
+
+
 def draw_comparison_figures(
-    results: list[ModelResult], *, threshold: float, out_dir: str | Path
-) -> dict[str, list[Path]]:
-    """Write every comparison figure of every dataset into `out_dir`; dataset -> paths, in catalog order."""
+    results: list[ModelResults], *, context: CompareContext, out_dir: str | Path
+) -> dict[str, list[tuple[CompareFigure, Path]]]:
+    """Write every figure of COMPARE_FIGURES for every dataset; dataset -> [(spec, path)] in registry order."""
+    _check_seeds(results, context)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[Path]] = {}
-    datasets = list(dict.fromkeys(r.key.dataset for r in results))
+    written: dict[str, list[tuple[CompareFigure, Path]]] = {}
     with theme():
-        for dataset in datasets:
-            subset = [r for r in results if r.key.dataset == dataset]
-            for spec in COMPARE_FIGURES:
+        for dataset in dict.fromkeys(model.key.dataset for model in results):
+            subset = [model for model in results if model.key.dataset == dataset]
+            for spec in COMPARE_FIGURES.values():
                 path = out_dir / spec.filename(dataset)
-                save_png(DRAWERS[spec.name](subset, dataset, threshold), path)
-                written.setdefault(dataset, []).append(path)
+                save_png(spec.draw(subset, context), path)
+                written.setdefault(dataset, []).append((spec, path))
     return written
+
+
+# ---------------------------------------------------------------- the sweep over the kl_split family
+
+# Each sweep varies one weight with the other held at the VAE's value, so both sweeps pass through the VAE.
+VAE_WEIGHTS = {"beta": 1.0, "gamma": 1.0}
+OTHER_WEIGHT = {"beta": "gamma", "gamma": "beta"}
+SYMBOLS = {"beta": "β", "gamma": "γ"}
+WEIGHT_LABELS = {"beta": "β (weight of the whole KL)", "gamma": "γ (weight of the entropy part)"}
+SWEEP_COLORS = dict(zip(VAE_WEIGHTS, sns.color_palette(PALETTE, 2), strict=True))
+FRAME_COLUMNS = ("point", "beta", "gamma", "seed")
+
+
+def _check_frame(frame: pd.DataFrame, metric_keys: list[str]) -> None:
+    for column in (*FRAME_COLUMNS, *metric_keys):
+        if column not in frame.columns:
+            raise ValueError(f"sweep frame: missing column {column!r}")
+    for key in metric_keys:
+        if key not in METRICS:
+            raise ValueError(f"sweep frame: {key!r} is not a metrics key (see METRIC_DOCS)")
+
+
+def sweep_line(frame: pd.DataFrame, weight: str) -> pd.DataFrame:
+    """The rows of one sweep: `weight` varies while the other weight is at its fixed value; sorted by `weight`."""
+    if weight not in OTHER_WEIGHT:
+        raise ValueError(f"weight must be one of {', '.join(OTHER_WEIGHT)}, got {weight!r}")
+    other = OTHER_WEIGHT[weight]
+    rows = frame[np.isclose(frame[other], VAE_WEIGHTS[other]) & frame[weight].notna()]
+    return rows.sort_values([weight, "seed"], kind="stable")
+
+
+def _references(frame: pd.DataFrame) -> pd.DataFrame:
+    """The reference rows (the AE): no weights at all."""
+    return frame[frame["beta"].isna() & frame["gamma"].isna()]
+
+
+def _point_means(rows: pd.DataFrame, weight: str, keys: list[str]) -> pd.DataFrame:
+    """Per grid point, the mean over seeds of `keys`, sorted by `weight`."""
+    return rows.groupby(weight, sort=True)[keys].mean().reset_index()
+
+
+def _weight_text(weight: str, value: float) -> str:
+    return f"{SYMBOLS[weight]} = {value:g}"
+
+
+def rate_distortion_plane(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Every seed of every weighted grid point in the rate-distortion plane, with -ELBO isolines.
+
+    The beta sweep (gamma = 1) and the gamma sweep (beta = 1) are each joined
+    through their per-point means and labelled with the varying weight; the
+    reference (no rate: a deterministic code) is absent.
+    """
+    keys = ["test.rate", "test.distortion"]
+    _check_frame(frame, keys)
+    fig, (ax,) = _panels("sweep_plane", 1)
+    weighted = frame[frame["test.rate"].notna()]
+    ax.scatter(weighted["test.rate"], weighted["test.distortion"], s=16, color="0.55", zorder=2, linewidths=0,
+               gid="seeds")
+    for weight, color in SWEEP_COLORS.items():
+        means = _point_means(sweep_line(weighted, weight), weight, keys)
+        ax.plot(means["test.rate"], means["test.distortion"], color=color, marker="o", markersize=6, linewidth=1.6,
+                zorder=3, gid=f"{weight} line", label=f"{WEIGHT_LABELS[weight]}, mean of seeds")
+        for _, row in means.iterrows():
+            if np.isclose(row[weight], VAE_WEIGHTS[weight]):
+                continue  # the VAE, on both sweeps: labelled once below
+            # beta labels above right, gamma labels below left: the two lines often run close together.
+            ax.annotate(_weight_text(weight, row[weight]), (row["test.rate"], row["test.distortion"]), fontsize=7,
+                        color=color, xytext=(5, 3) if weight == "beta" else (-5, -4), textcoords="offset points",
+                        ha="left" if weight == "beta" else "right", va="bottom" if weight == "beta" else "top",
+                        bbox=LABEL_BOX, zorder=4)
+    shared = weighted[np.isclose(weighted["beta"], VAE_WEIGHTS["beta"])
+                      & np.isclose(weighted["gamma"], VAE_WEIGHTS["gamma"])]
+    if not shared.empty:
+        label = ", ".join(_weight_text(weight, value) for weight, value in VAE_WEIGHTS.items())
+        ax.annotate(label, (shared["test.rate"].mean(), shared["test.distortion"].mean()), fontsize=7, color="0.2",
+                    xytext=(6, 0), textcoords="offset points", ha="left", va="center", bbox=LABEL_BOX, zorder=4)
+    if not weighted.empty:
+        draw_isolines(ax, weighted["test.rate"].to_numpy(float), weighted["test.distortion"].to_numpy(float))
+    ax.set_xlabel("rate R = mean KL(q(z|x) || N(0, I)) (nats/image)")
+    ax.set_ylabel("distortion D = mean E_q[-log p(x|z)] (nats/image)")
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.55", marker="o", linestyle="", markersize=4, label="one seed"),
+                Line2D([], [], color="0.55", linestyle="--", label="−ELBO = D + R")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    fig.suptitle(title or "Rate against distortion across the sweep", fontsize=11)
+    return fig
+
+
+def against_weight(frame: pd.DataFrame, metric_keys: list[str], *, weight: str, title: str | None = None) -> Figure:
+    """Each metric against beta (log2 axis, gamma = 1) or gamma (beta = 1): seeds as dots, the mean as a line.
+
+    The reference rows (beta and gamma null, the AE) are a dashed horizontal
+    line at their mean where the metric has a value for them.
+    """
+    _check_frame(frame, metric_keys)
+    rows, references = sweep_line(frame, weight), _references(frame)
+    other = OTHER_WEIGHT[weight]
+    color = SWEEP_COLORS[weight]
+    fig, axes = _panels("sweep_weight", len(metric_keys))
+    for ax, key in zip(axes, metric_keys, strict=True):
+        column = COLUMN_BY_KEY.get(key)
+        scale = column.scale if column else 1.0
+        unit = column.unit if column else METRICS[key].unit
+        known = rows[rows[key].notna()]
+        ax.scatter(known[weight], known[key] * scale, s=14, color=color, alpha=0.6, linewidths=0, zorder=3,
+                   gid="seeds")
+        means = _point_means(known, weight, [key])
+        ax.plot(means[weight], means[key] * scale, color=color, marker="o", markersize=4, linewidth=1.5, zorder=2,
+                gid="mean")
+        undefined = []  # references without a value (the AE has no rate): named in the title, not drawn
+        for point, group in references.groupby("point", sort=False):
+            values = group[key].dropna()
+            if values.empty:
+                undefined.append(f"{variant_label(point)}: {MISSING}")
+                continue
+            ax.axhline(values.mean() * scale, color="0.35", linestyle="--", linewidth=1, gid=f"reference {point}")
+            ax.annotate(variant_label(point), (0.02, values.mean() * scale), xycoords=("axes fraction", "data"),
+                        xytext=(0, 2), textcoords="offset points", fontsize=7, color="0.35")
+        if weight == "beta":
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_locator(FixedLocator(sorted(rows[weight].unique())))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+        ax.margins(y=0.1)  # a reference line at the edge of the data stays inside the panel
+        ax.set_title(", ".join([column.name if column else key, *undefined]), fontsize=9)
+        ax.set_ylabel(unit, fontsize=8)
+        ax.set_xlabel(f"{SYMBOLS[weight]} ({_weight_text(other, VAE_WEIGHTS[other])})", fontsize=8)
+        ax.tick_params(labelsize=8)
+    handles = [Line2D([], [], color=color, marker="o", label=f"{WEIGHT_LABELS[weight]}: mean of seeds"),
+               Line2D([], [], color=color, marker="o", linestyle="", alpha=0.6, markersize=4, label="one seed"),
+               Line2D([], [], color="0.35", linestyle="--", label="reference (no weights), mean of seeds")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
+    fig.suptitle(title or f"Metrics against {WEIGHT_LABELS[weight]}", fontsize=11)
+    return fig

@@ -1,20 +1,104 @@
-"""Findings written from the numbers: every figure and every ranking is computed here.
+"""The comparison table and the findings, written from the numbers.
 
-Nothing in this module states a result; it only phrases comparisons of values
-read from the metrics and history files, so a study run with other parameters
-gets other sentences. Each finding function takes the models of one group
-(a dataset and a latent size, or a dataset) and returns sentences; `FINDINGS`
-lists them in report order.
+Nothing here states a result: every cell is a mean ± sd over the seeds of a
+metrics key (`columns.COLUMNS`), and every finding compares two variants only
+through their paired per-seed differences (`statistics.paired_difference`).
+A finding orders two variants only when the 95% t-interval of the mean
+difference excludes zero; otherwise it says they are not distinguishable with
+n seeds and gives the interval. So a study with other parameters, or more
+seeds, reads differently.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aebench.reporting.catalog import CLASS_NAMES, dataset_label, model_label
-from aebench.reporting.inputs import ModelResult
-from aebench.reporting.table import COLUMN_BY_NAME, MetricColumn, format_number
+from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn
+from aebench.reporting.labels import dataset_label, variant_label
+from aebench.reporting.results import ModelResults
+from aebench.reporting.statistics import PairedDifference, paired_difference, summarize
+
+
+def cell(results: ModelResults, column: MetricColumn) -> str:
+    """'mean ± sd' of a column over the model's seeds, or n/a."""
+    values = [column.display(v) for v in results.values(column.key)]
+    if any(v is None for v in values):
+        return MISSING
+    return summarize(values).format(column.digits)
+
+
+def comparison_table(results: list[ModelResults], columns: Iterable[MetricColumn] = COLUMNS
+                     ) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): dataset, variant, latent size, seeds, then mean ± sd per metric."""
+    columns = list(columns)
+    header = ["dataset", "model", "latent size D", "seeds n"] + [column.header for column in columns]
+    rows = [
+        [dataset_label(r.key.dataset), variant_label(r.key.variant), str(r.key.latent_dim), str(len(r.replicates))]
+        + [cell(r, column) for column in columns]
+        for r in results
+    ]
+    return header, rows
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Variant `b` against variant `a` on one column: the paired per-seed difference b - a."""
+
+    a: ModelResults
+    b: ModelResults
+    column: MetricColumn
+    difference: PairedDifference
+
+    @property
+    def distinguishable(self) -> bool:
+        return self.difference.excludes_zero
+
+    def sentence(self) -> str:
+        column, digits = self.column, self.column.digits
+        a, b = variant_label(self.a.key.variant), variant_label(self.b.key.variant)
+        n = self.difference.n
+        interval = self.difference.interval(digits)
+        if not self.distinguishable:
+            return (f"{a} and {b} are not distinguishable with {n} seed{'s' if n != 1 else ''}: "
+                    f"{b} − {a} = {interval} {column.unit}")
+        relation = "higher" if self.difference.mean > 0 else "lower"
+        verdict = ""
+        if column.lower_is_better is not None:
+            better = (self.difference.mean < 0) == column.lower_is_better
+            verdict = f" ({'better' if better else 'worse'})"
+        return f"{b} is {relation} than {a}{verdict}: {b} − {a} = {interval} {column.unit}"
+
+
+def compare(a: ModelResults, b: ModelResults, column: MetricColumn) -> Comparison | None:
+    """The paired comparison of two models on a column; None when either lacks the value or the seeds differ."""
+    if a.seeds != b.seeds:
+        return None
+    values_a = [column.display(v) for v in a.values(column.key)]
+    values_b = [column.display(v) for v in b.values(column.key)]
+    if any(v is None for v in values_a + values_b):
+        return None
+    return Comparison(a=a, b=b, column=column, difference=paired_difference(values_a, values_b))
+
+
+def ranked(group: list[ModelResults], column: MetricColumn) -> list[ModelResults]:
+    """The models that have the column, best first (largest first when it has no direction)."""
+    known = [r for r in group if all(v is not None for v in r.values(column.key))]
+    mean = {id(r): summarize([column.display(v) for v in r.values(column.key)]).mean for r in known}
+    return sorted(known, key=lambda r: mean[id(r)], reverse=not column.lower_is_better)
+
+
+def column_finding(group: list[ModelResults], column: MetricColumn) -> str | None:
+    """'<column>: VAE 97.9 ± 0.3, EM-AE 290.5 ± 2.1 (n = 3); EM-AE is higher than VAE (worse): ...'."""
+    order = ranked(group, column)
+    if len(order) < 2:
+        return None
+    values = ", ".join(f"{variant_label(r.key.variant)} {cell(r, column)}" for r in order)
+    pairs = [compare(better, worse, column) for better, worse in zip(order, order[1:])]
+    comparisons = "; ".join(p.sentence() for p in pairs if p is not None)
+    missing = [variant_label(r.key.variant) for r in group if r not in order]
+    tail = f"; n/a for {', '.join(missing)}" if missing else ""
+    return f"{column.header}, mean ± sd: {values}{tail}. {comparisons}."
 
 
 @dataclass(frozen=True)
@@ -23,176 +107,13 @@ class FindingSection:
     sentences: list[str]
 
 
-def _signed(delta: float, digits: int) -> str:
-    return f"{delta:+,.{digits}f}"
-
-
-def _names(results: list[ModelResult]) -> str:
-    return ", ".join(model_label(r.key.model) for r in results)
-
-
-def ranking(group: list[ModelResult], column: MetricColumn) -> str | None:
-    """'lowest first: VAE 95.21, EM-AE 130.40 (+35.19); n/a for AE', or None when no model has the value."""
-    known = [(r, column.value(r)) for r in group if column.value(r) is not None]
-    unknown = [r for r in group if column.value(r) is None]
-    if not known:
-        return None
-    known.sort(key=lambda pair: pair[1], reverse=not column.lower_is_better)
-    best = known[0][1]
-    order = "lowest" if column.lower_is_better else "highest"
-    parts = [f"{model_label(known[0][0].key.model)} {format_number(best, column.digits)}"]
-    parts += [
-        f"{model_label(r.key.model)} {format_number(v, column.digits)} ({_signed(v - best, column.digits)})"
-        for r, v in known[1:]
-    ]
-    text = f"{column.header}, {order} first: {', '.join(parts)}"
-    if unknown:
-        text += f"; n/a for {_names(unknown)}"
-    return text
-
-
-def _ranked_finding(column_name: str) -> Callable[[list[ModelResult]], list[str]]:
-    column = COLUMN_BY_NAME[column_name]
-
-    def finding(group: list[ModelResult]) -> list[str]:
-        text = ranking(group, column)
-        return [text + "."] if text else []
-
-    return finding
-
-
-def active_units(group: list[ModelResult]) -> list[str]:
-    thresholds = sorted({float(r.value("latent.au_threshold")) for r in group})
-    counts = ", ".join(
-        f"{model_label(r.key.model)} {int(r.value('latent.active_units'))} of {r.key.latent_dim}" for r in group
-    )
-    return [f"Active dimensions (A_u > {' / '.join(f'{t:g}' for t in thresholds)}): {counts}."]
-
-
-def elbo_gap(group: list[ModelResult]) -> list[str]:
-    """How far the ELBO sits above the importance-weighted NLL: the looseness of each model's own q."""
-    gaps = [
-        (r, float(r.value("test.neg_elbo")) - float(r.value("test.nll_iw")))
-        for r in group
-        if r.value("test.neg_elbo") is not None and r.value("test.nll_iw") is not None
-    ]
-    if not gaps:
-        return []
-    parts = ", ".join(f"{model_label(r.key.model)} {gap:,.2f}" for r, gap in gaps)
-    return [f"-ELBO minus IW NLL (nats/image; how much tighter the K-sample bound is than the ELBO): {parts}."]
-
-
-def sample_classes(group: list[ModelResult]) -> list[str]:
-    """The most frequent class the sample classifier sees in each model's prior samples."""
-    parts = []
-    for result in group:
-        histogram = [int(count) for count in result.value("samples.class_histogram")]
-        total = sum(histogram)
-        if total == 0:
-            continue
-        top = max(range(len(histogram)), key=histogram.__getitem__)
-        names = CLASS_NAMES.get(result.key.dataset, [str(c) for c in range(len(histogram))])
-        name = names[top] if top < len(names) else str(top)
-        parts.append(f"{model_label(result.key.model)} '{name}' ({100 * histogram[top] / total:.1f}% of {total:,})")
-    if not parts:
-        return []
-    return [f"Most frequent class among the samples from N(0, I), as the classifier labels them: {', '.join(parts)}."]
-
-
-# Per dataset and latent size, in report order.
-GROUP_FINDINGS: tuple[Callable[[list[ModelResult]], list[str]], ...] = (
-    active_units,
-    _ranked_finding("IW NLL"),
-    _ranked_finding("-ELBO"),
-    elbo_gap,
-    _ranked_finding("reconstruction BCE"),
-    _ranked_finding("probe accuracy"),
-    _ranked_finding("Frechet distance"),
-    _ranked_finding("sample class entropy"),
-    sample_classes,
-)
-
-
-def latent_size_effect(results: list[ModelResult]) -> list[str]:
-    """Per model: how reconstruction and active units change from the smallest to the largest latent."""
-    column = COLUMN_BY_NAME["reconstruction BCE"]
-    sentences = []
-    for model in dict.fromkeys(r.key.model for r in results):
-        runs = sorted((r for r in results if r.key.model == model), key=lambda r: r.key.latent_dim)
-        if len(runs) < 2:
-            continue
-        small, large = runs[0], runs[-1]
-        before, after = column.value(small), column.value(large)
-        sentences.append(
-            f"{model_label(model)} from D = {small.key.latent_dim} to D = {large.key.latent_dim}: "
-            f"{column.header} {format_number(before, 2)} -> {format_number(after, 2)} "
-            f"({_signed(after - before, 2)}); active units {int(small.value('latent.active_units'))} -> "
-            f"{int(large.value('latent.active_units'))}."
-        )
-    return sentences
-
-
-def convergence(results: list[ModelResult]) -> list[str]:
-    """Whether each model's validation loss was still falling in its last epoch (more epochs would help)."""
-    falling, rising = [], []
-    for result in results:
-        history = result.history
-        if len(history) < 2:
-            continue
-        change = float(history["val_loss"].iloc[-1] - history["val_loss"].iloc[-2])
-        (falling if change < 0 else rising).append((result, change))
-    if not falling and not rising:
-        return ["Every model trained for a single epoch: no trend in the validation loss to report."]
-    total = len(falling) + len(rising)
-    sentences = []
-    if falling:
-        drops = [-change for _, change in falling]
-        sentences.append(
-            f"Validation loss still fell in the last epoch for {len(falling)} of {total} models "
-            f"(by {min(drops):,.2f} to {max(drops):,.2f} nats/image): those were still learning when training stopped."
-        )
-    if rising:
-        named = ", ".join(f"{_label(r)} ({_signed(change, 2)})" for r, change in rising)
-        sentences.append(f"It did not fall in the last epoch for {len(rising)} of {total}: {named} nats/image.")
-    epochs = sorted({len(r.history) for r in results})
-    seconds = sum(r.train_seconds for r in results)
-    sentences.append(
-        f"Training took {' / '.join(map(str, epochs))} epochs per model and {seconds:,.0f} s in all "
-        f"({_slowest(results)})."
-    )
-    return sentences
-
-
-def _label(result: ModelResult) -> str:
-    return f"{model_label(result.key.model)}-{result.key.latent_dim} on {dataset_label(result.key.dataset)}"
-
-
-def _slowest(results: list[ModelResult]) -> str:
-    slowest = max(results, key=lambda r: r.train_seconds)
-    return f"longest: {_label(slowest)}, {slowest.train_seconds:,.1f} s"
-
-
-def sample_judge(accuracy: float | None) -> list[str]:
-    """The sample-quality numbers are only as good as the classifier that computes them."""
-    if accuracy is None:
-        return []
-    return [f"The sample-quality numbers (class entropy, confidence, Frechet distance, class shares) come from a "
-            f"classifier with {100 * float(accuracy):.2f}% test accuracy on this dataset."]
-
-
-def findings(
-    results: list[ModelResult], *, classifier_accuracy: dict[str, float | None] | None = None
-) -> list[FindingSection]:
-    """Per dataset: one section per latent size, one on the latent size's effect; then one on training."""
+def findings(results: list[ModelResults], columns: Iterable[MetricColumn] = COLUMNS) -> list[FindingSection]:
+    """Per dataset and latent size: each column's ranking, each adjacent pair compared by its paired interval."""
+    columns = list(columns)
     sections = []
     for dataset in dict.fromkeys(r.key.dataset for r in results):
-        of_dataset = [r for r in results if r.key.dataset == dataset]
-        for size in sorted({r.key.latent_dim for r in of_dataset}):
-            group = [r for r in of_dataset if r.key.latent_dim == size]
-            sentences = [text for finding in GROUP_FINDINGS for text in finding(group)]
-            sections.append(FindingSection(title=f"{dataset_label(dataset)}, {size}-D latent", sentences=sentences))
-        overall = latent_size_effect(of_dataset) + sample_judge((classifier_accuracy or {}).get(dataset))
-        if overall:
-            sections.append(FindingSection(title=f"{dataset_label(dataset)}, across latent sizes", sentences=overall))
-    sections.append(FindingSection(title="Training", sentences=convergence(results)))
+        for size in sorted({r.key.latent_dim for r in results if r.key.dataset == dataset}):
+            group = [r for r in results if r.key.dataset == dataset and r.key.latent_dim == size]
+            sentences = [text for column in columns if (text := column_finding(group, column)) is not None]
+            sections.append(FindingSection(f"{dataset_label(dataset)}, {size}-D latent", sentences))
     return sections

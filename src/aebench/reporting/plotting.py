@@ -9,6 +9,7 @@ figure's pixel size is known before it is drawn.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ TILE_GAP = 2  # image pixels of white between tiles
 TITLE_PX = 34  # band above a mosaic for its title
 LABEL_PX = 70  # band left of a mosaic for row labels
 PALETTE = "colorblind"
+INACTIVE_COLOR = "0.72"  # grey: a dimension below its threshold
 
 
 @contextlib.contextmanager
@@ -77,3 +79,11 @@ def mosaic_figure(canvas: np.ndarray, *, title: str, row_labels: list[str] | Non
         row_center = image_h * (1 - (index + 0.5) / len(row_labels))
         fig.text(4 / width_px, row_center / height_px, label, ha="left", va="center", fontsize=10)
     return fig
+
+
+def log_floor(values: np.ndarray, threshold: float) -> float:
+    """Bottom of a log axis: a decade under the smallest positive value or threshold (zeros are drawn there)."""
+    positives = np.concatenate([values[values > 0], [threshold] if threshold > 0 else []])
+    if positives.size == 0:
+        return 1e-12
+    return 10.0 ** (math.floor(math.log10(positives.min())) - 1)

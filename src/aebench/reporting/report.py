@@ -1,9 +1,11 @@
-"""The report's content as blocks: findings, comparison table, figures, methods, setup.
+"""The report's content as blocks: claims ledger, findings, table, figures, methods, setup.
 
 Every number placed here is read from a metrics JSON, a history CSV, a
-data-info JSON or params; the prose around them only names what they are.
-`build_report` returns the block list that `document.render_markdown` and
-`html.render_html` turn into the two files.
+data-info JSON, the classifier's metrics or params; the prose around them only
+names what they are. `build_report` returns the block list that
+`render.render_markdown` and `render.render_html` turn into the two files.
+Wall times and machines are not here (they differ between two runs of the
+same computation): they are in `reports/timings.md`.
 """
 
 from __future__ import annotations
@@ -12,78 +14,75 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
 
-from aebench.common.config import Params, flatten
+from aebench.common.config import Params
 from aebench.evaluation.metrics import METRIC_DOCS  # the schema module: no torch
-from aebench.reporting.catalog import (
-    CODE_POINTS,
-    COMPARE_FIGURES,
-    DEFAULT_CODE_POINT,
-    DEFAULT_MEAN_NAME,
-    MEAN_NAMES,
-    dataset_label,
-    figures_for,
-    model_label,
-    projection_phrase,
-)
-from aebench.reporting.document import Block, Bullets, Code, Figure, Heading, Paragraph, Table
-from aebench.reporting.findings import findings
-from aebench.reporting.inputs import ModelResult, ReportInputError
-from aebench.reporting.table import COLUMNS, comparison_table, missing_notes
+from aebench.reporting.claims import Claim, Outcome, Setup
+from aebench.reporting.columns import COLUMNS, MetricColumn
+from aebench.reporting.findings import comparison_table, findings
+from aebench.reporting.labels import dataset_label, variant_label
+from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
+from aebench.reporting.results import ModelResults, ReportInputError
+from aebench.reporting.statistics import summarize
 
-# data.binarize -> what the test images in the figures are (the figures stage encodes what evaluation scores).
-TEST_VIEWS = {
-    "dynamic": "binarized once with seed {seed}, as the evaluation scores them",
-    "none": "grey levels, as stored",
+STABLE_EPOCHS = 3  # the active set must not change over this many last epochs to count as settled
+
+# What each sample metric rewards: the "how computed" section quotes this.
+SAMPLE_METRIC_MEANING = {
+    "precision": "fidelity: the share of samples that look like some real image (a sample inside the k-NN ball of "
+                 "a real one); blind to missing modes",
+    "recall": "coverage: the share of real images that some sample comes close to; blind to junk samples",
+    "frechet_distance": "one number for both: distance between Gaussians fitted to the features of samples and "
+                        "real images; a set of blurry but varied samples can beat sharp but narrow ones",
+    "mean_confidence": "how confidently the classifier assigns samples to some class; high for sharp but "
+                       "possibly repetitive samples",
+    "class_entropy": "diversity of classes only: 1 when every class is drawn equally often, 0 when one is; says "
+                     "nothing about quality",
+    "top_class_share": "how much of the sample mass one class takes (the emae article's 'mostly 0')",
 }
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     params: Params
-    results: list[ModelResult]
+    results: list[ModelResults]
     data_infos: dict[str, dict[str, Any]]
-    classifier_accuracy: dict[str, float | None]
-    environment: dict[str, Any]
-    figures_dir: Path  # per-model PNGs: <figures_dir>/<dataset>/<model>-<D>/<name>.png
-    compare_figures: dict[str, list[tuple[Path, Path]]]  # dataset -> [(final path, where it is now)]
-    metrics_dir: Path
-    history_dir: Path
+    classifier_metrics: dict[str, dict[str, Any]]
+    packages: dict[str, str]
+    figures_dir: Path  # per-model PNGs: <figures_dir>/<dataset>/<variant>/latent-<D>/<name>.png
+    compare_figures: dict[str, list[tuple[Any, Path, Path]]]  # dataset -> [(spec, final path, where it is now)]
+    compare_context: Any  # compare.CompareContext: what the comparison captions quote
+    claims: tuple[Claim, ...]
+    study_setup: Setup
+    timings_page: Path  # the unhashed page of wall times, linked from the setup section
 
 
 def title(params: Params) -> str:
-    models = ", ".join(model_label(m) for m in params.models)
+    variants = ", ".join(variant_label(v) for v in params.variants)
     datasets = " and ".join(dataset_label(d) for d in params.datasets)
-    return f"aebench: {models} on {datasets}"
+    return f"aebench: {variants} on {datasets}"
 
 
-def _label(result: ModelResult) -> str:
-    return f"{model_label(result.key.model)}-{result.key.latent_dim} on {dataset_label(result.key.dataset)}"
+def _count(items, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
-def caption_facts(result: ModelResult, params: Params) -> dict[str, Any]:
-    """The values a figure caption may name (see `catalog.MODEL_FIGURES`)."""
-    figures = params.figures
-    return {
-        "model": model_label(result.key.model),
-        "dataset": dataset_label(result.key.dataset),
-        "latent_dim": result.key.latent_dim,
-        "active": int(result.value("latent.active_units")),
-        "threshold": f"{float(result.value('latent.au_threshold')):g}",
-        "grid": figures.samples_grid,
-        "recon_images": figures.recon_images,
-        "code_point": CODE_POINTS.get(result.key.model, DEFAULT_CODE_POINT),
-        "mean_name": MEAN_NAMES.get(result.key.model, DEFAULT_MEAN_NAME),
-        "test_view": TEST_VIEWS[params.data.binarize].format(seed=params.seed),
-        "seed": params.seed,
-        "activity_images": min(figures.activity_images, len(result.latent.mu)),
-        "latent_images": len(result.latent.mu),
-        "projection": projection_phrase(result.key.latent_dim),
-        "manifold_steps": figures.manifold_steps,
-        "manifold_range": f"{figures.manifold_range:g}",
-        "interpolation_steps": figures.interpolation_steps,
-    }
+def model_label(results: ModelResults) -> str:
+    return f"{variant_label(results.key.variant)}-{results.key.latent_dim} on {dataset_label(results.key.dataset)}"
+
+
+def passing_quality_metrics(classifier_metrics: dict[str, dict[str, Any]]) -> set[str]:
+    """The sample-quality metrics that ranked the controlled degradations correctly on every dataset."""
+    checks = [metrics["sample_metric_validation"] for metrics in classifier_metrics.values()]
+    names = set.intersection(*(set(check) for check in checks)) if checks else set()
+    return {name for name in names if all(check[name]["passes"] for check in checks)}
+
+
+def reported_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
+    """COLUMNS without the sample-quality metrics that failed their validation."""
+    passing = passing_quality_metrics(classifier_metrics)
+    return [c for c in COLUMNS if c.quality_metric is None or c.quality_metric in passing]
 
 
 def _read_png(path: Path) -> bytes:
@@ -92,116 +91,176 @@ def _read_png(path: Path) -> bytes:
     return path.read_bytes()
 
 
+# --- sections -------------------------------------------------------------------------------
+
+
 def introduction(inputs: ReportInputs) -> list[Block]:
     params, results = inputs.params, inputs.results
-    epochs = sorted({len(r.history) for r in results})
+    epochs = sorted({len(r.first.history) for r in results})
     return [
         Heading(title(params), 1),
         Paragraph(
-            f"{len(results)} trained models ({len(params.datasets)} datasets x {len(params.models)} objectives x "
-            f"{len(params.latent_dims)} latent sizes, {' / '.join(map(str, epochs))} epochs each), evaluated on "
-            f"the test split. Every number is read from the stage outputs "
-            f"`{inputs.metrics_dir}/<dataset>/<model>-<D>.json` and `{inputs.history_dir}/<dataset>/<model>-<D>.csv`; "
-            f"losses and likelihoods are in nats per image (summed over the 784 pixels, averaged over images). "
-            f"Git commit `{inputs.environment['git commit']}`."
+            f"{len(results)} models ({_count(params.datasets, 'dataset')} x {_count(params.variants, 'variant')} x "
+            f"{_count(params.latent_dims, 'latent size')}), each trained with {_count(params.seeds, 'seed')} "
+            f"({', '.join(map(str, params.seeds))}) for {' / '.join(map(str, epochs))} epochs and evaluated on the "
+            "test split. Every number is read from the stage outputs `metrics/<dataset>/<variant>/latent-<D>/"
+            "seed-<s>.json` and `history/...csv`; tables give the mean ± sample standard deviation over the seeds "
+            "(n stated), and two variants are ordered only when the 95% t-interval of their paired per-seed "
+            "difference excludes zero. Losses and likelihoods are in nats per image (summed over the 784 pixels, "
+            "averaged over images)."
         ),
     ]
 
 
+def ledger_section(inputs: ReportInputs) -> list[Block]:
+    rows = []
+    for claim in inputs.claims:
+        outcome: Outcome = claim.evaluate(inputs.study_setup)
+        link = figure_link("figure", outcome.figure) if outcome.figure is not None else ""
+        rows.append([claim.article, claim.says, claim.measure, outcome.verdict, outcome.numbers, link])
+    return [
+        Heading("Claims ledger", 2),
+        Paragraph("What the source articles claim, as measurable statements, evaluated in this study's setup "
+                  "(each article's own setup runs as a profile: `make replicate` writes `reports/replicate/"
+                  "report.html` with both verdicts side by side). Verdicts: holds, does not hold, inconclusive "
+                  "(seeds disagree or the interval contains zero), not measured."),
+        Table(header=["article", "claim", "decided by", "verdict here", "numbers", "see"], rows=rows,
+              label_columns=6, css_class="ledger"),
+    ]
+
+
 def findings_section(inputs: ReportInputs) -> list[Block]:
+    columns = reported_columns(inputs.classifier_metrics)
     blocks: list[Block] = [
         Heading("Findings", 2),
-        Paragraph("Written from the metrics files: each ranking, count and difference below is computed, "
-                  "so a study with other parameters reads differently."),
+        Paragraph("Per dataset and latent size, each metric's variants from best to worst (mean ± sd over seeds), "
+                  "and each neighbouring pair compared through its paired per-seed difference: the mean "
+                  "difference with its 95% Student t-interval [low, high] (n − 1 degrees of freedom). An ordering "
+                  "is stated only when the interval excludes zero."),
     ]
-    for section in findings(inputs.results, classifier_accuracy=inputs.classifier_accuracy):
+    for section in findings(inputs.results, columns):
         blocks += [Heading(section.title, 3), Bullets(section.sentences)]
-    return blocks
+    return blocks + stability_blocks(inputs)
+
+
+def settled(replicate, threshold: float, last: int = STABLE_EPOCHS) -> bool | None:
+    """Whether the set of active dimensions (validation A_u > threshold) stayed the same over the last epochs."""
+    activity = replicate.activity_history()
+    if len(activity) < last or activity.empty:
+        return None
+    sets = [frozenset(activity.columns[activity.loc[epoch] > threshold]) for epoch in activity.index[-last:]]
+    return len(set(sets)) == 1
+
+
+def stability_blocks(inputs: ReportInputs) -> list[Block]:
+    threshold = inputs.params.evaluate.au_threshold
+    rows = []
+    for results in inputs.results:
+        verdicts = [settled(r, threshold) for r in results.replicates]
+        if any(v is None for v in verdicts):
+            text = f"fewer than {STABLE_EPOCHS} epochs"
+        else:
+            text = f"{sum(verdicts)} of {len(verdicts)} seeds"
+        counts = [int((r.activity_history().iloc[-1] > threshold).sum()) for r in results.replicates]
+        rows.append([model_label(results), text, summarize(counts).format(1)])
+    return [
+        Heading("Unit death over training", 3),
+        Paragraph(f"Whether the set of active dimensions (validation-split A_u > {threshold:g}) was the same over "
+                  f"the last {STABLE_EPOCHS} epochs, and the active count at the last epoch (mean ± sd over seeds); "
+                  "the dimension x epoch heat maps are under each model's figures."),
+        Table(header=["model", f"active set settled over the last {STABLE_EPOCHS} epochs", "active at the end"],
+              rows=rows, label_columns=2),
+    ]
 
 
 def table_section(inputs: ReportInputs) -> list[Block]:
-    header, rows = comparison_table(inputs.results)
-    samples = sorted({r.value("test.iw_samples") for r in inputs.results if r.value("test.nll_iw") is not None})
-    notes = [f"n/a: {note.rstrip('.')}." for note in missing_notes(inputs.results)]
-    if samples:
-        notes.append(f"IW NLL uses K = {' / '.join(map(str, samples))} importance samples per image.")
-    caption = " ".join(notes)
+    columns = reported_columns(inputs.classifier_metrics)
+    header, rows = comparison_table(inputs.results, columns)
+    samples = sorted({v for r in inputs.results for v in r.values("test.iw_samples")})
     return [
         Heading("Comparison table", 2),
-        Paragraph("One row per dataset x model x latent size; each column's key in the metrics file is listed "
-                  "under \"How the numbers were computed\"."),
-        Table(header=header, rows=rows, label_columns=3, caption=caption, css_class="comparison"),
+        Paragraph("One row per dataset x variant x latent size; each cell is the mean ± sample standard deviation "
+                  "over the n seeds. Each column's metrics key is listed under \"How the numbers were computed\"."),
+        Table(header=header, rows=rows, label_columns=4, css_class="comparison",
+              caption=f"n/a: a deterministic code defines no density. IW NLL uses K = "
+                      f"{' / '.join(map(str, samples))} importance samples per image."),
+    ]
+
+
+def validation_section(inputs: ReportInputs) -> list[Block]:
+    rows = []
+    for dataset, metrics in inputs.classifier_metrics.items():
+        for name, check in metrics["sample_metric_validation"].items():
+            values = ", ".join(f"{k} {v:,.3f}" for k, v in check["values"].items())
+            rows.append([dataset_label(dataset), name, values, "yes" if check["passes"] else "no: not reported"])
+    return [
+        Heading("Which sample metrics can be trusted", 2),
+        Paragraph("Each sample-quality metric scored real validation images against the test images, then the "
+                  "same images blurred (Gaussian, σ = 1 pixel), with 20% salt-and-pepper noise, and with their "
+                  "pixels shuffled: an order that is known. A metric that does not rank them in that order is "
+                  "left out of the table, the figures and the findings."),
+        Table(header=["dataset", "metric", "real, blurred, salt and pepper, shuffled", "ranks them correctly"],
+              rows=rows, label_columns=4),
+        Bullets([f"`{name}`: {meaning}" for name, meaning in SAMPLE_METRIC_MEANING.items()]),
     ]
 
 
 def comparison_figures_section(inputs: ReportInputs) -> list[Block]:
     blocks: list[Block] = [Heading("Comparison figures", 2)]
-    models = ", ".join(model_label(m) for m in inputs.params.models)
     for dataset, figures in inputs.compare_figures.items():
         blocks.append(Heading(dataset_label(dataset), 3))
-        for spec, (final, current) in zip(COMPARE_FIGURES, figures, strict=True):
-            thresholds = sorted({float(r.value("latent.au_threshold")) for r in inputs.results
-                                 if r.key.dataset == dataset})
-            caption = spec.caption.format(
-                dataset=dataset_label(dataset), models=models, threshold=" / ".join(f"{t:g}" for t in thresholds)
-            )
-            blocks.append(Figure(path=final, png=_read_png(current), caption=f"{spec.title}. {caption}",
+        of_dataset = [r for r in inputs.results if r.key.dataset == dataset]
+        for spec, final, current in figures:
+            caption = f"{spec.title}. {spec.caption(of_dataset, inputs.compare_context)}"
+            blocks.append(Figure(path=final, png=_read_png(current), caption=caption,
                                  alt=f"{spec.title}, {dataset_label(dataset)}"))
     return blocks
 
 
 def model_figures_section(inputs: ReportInputs) -> list[Block]:
+    from aebench.reporting.figures import figure_path, figures_for
+
     blocks: list[Block] = [Heading("Figures per model", 2)]
     dataset = None
-    for result in inputs.results:
-        if result.key.dataset != dataset:
-            dataset = result.key.dataset
+    for results in inputs.results:
+        if results.key.dataset != dataset:
+            dataset = results.key.dataset
             blocks.append(Heading(dataset_label(dataset), 3))
-        blocks.append(Heading(_label(result), 4))
-        facts = caption_facts(result, inputs.params)
-        for spec in figures_for(result.key.latent_dim):
-            path = inputs.figures_dir / result.key.stem / spec.filename
-            caption = f"{spec.title}. {spec.caption.format(**facts)}"
-            alt = f"{spec.title}, {_label(result)}"
-            blocks.append(Figure(path=path, png=_read_png(path), caption=caption, alt=alt))
+        blocks.append(Heading(model_label(results), 4))
+        for figure in figures_for(results.key):
+            path = figure_path(inputs.figures_dir, results.key, figure)
+            caption = f"{figure.title}. {figure.caption(results, inputs.params)}"
+            blocks.append(Figure(path=path, png=_read_png(path), caption=caption,
+                                 alt=f"{figure.title}, {model_label(results)}"))
     return blocks
 
 
 def methods_section(inputs: ReportInputs) -> list[Block]:
-    rows = []
-    for column in COLUMNS:
-        how = METRIC_DOCS.get(column.source, "")
-        if column.source.startswith("history"):
-            how = "Sum of the per-epoch wall times (`seconds`) of the training history, validation included."
-        rows.append([column.header, f"`{column.source}`", how])
-    listed = {column.source for column in COLUMNS}
+    columns = reported_columns(inputs.classifier_metrics)
+    rows = [[column.header, f"`{column.key}`", METRIC_DOCS.get(column.key, "")] for column in columns]
+    listed = {column.key for column in columns}
     rows += [["", f"`{key}`", text] for key, text in METRIC_DOCS.items() if key not in listed]
     return [
         Heading("How the numbers were computed", 2),
         Paragraph("Descriptions from `aebench.evaluation.metrics.METRIC_DOCS`, where every key of the metrics files "
-                  "is documented (unit in brackets). All metrics are on the test split."),
+                  "is documented (unit in brackets). All metrics are on the test split unless the key says otherwise."),
         Table(header=["column", "metrics key", "how it is computed"], rows=rows, label_columns=3),
     ]
-
-
-def _source_text(source: Any) -> str:
-    if isinstance(source, dict):
-        return "; ".join(f"{key}: {value}" for key, value in flatten(source).items())
-    return str(source)
 
 
 def data_blocks(inputs: ReportInputs) -> list[Block]:
     blocks: list[Block] = [Heading("Data", 3)]
     for dataset, info in inputs.data_infos.items():
         splits = ", ".join(f"{split} {size:,}" for split, size in info["splits"].items())
-        facts = [f"Source: {_source_text(info['source'])}", f"Splits: {splits}"]
-        if info.get("val_seed") is not None:
-            facts.append(f"Validation images drawn from the official train split with seed {info['val_seed']}")
+        facts = [f"Splits: {splits}", f"Validation images drawn from the official train split with split seed "
+                                      f"{info.get('split_seed')}"]
         if info.get("subset") is not None:
             facts.append(f"Subset: only the first {info['subset']:,} images of each split were kept")
-        accuracy = inputs.classifier_accuracy.get(dataset)
-        if accuracy is not None:
-            facts.append(f"Sample-quality classifier test accuracy: {100 * float(accuracy):.2f}%")
+        classifier = inputs.classifier_metrics.get(dataset)
+        if classifier is not None:
+            facts.append(f"Sample-quality classifier test accuracy: {100 * float(classifier['test_accuracy']):.2f}%; "
+                         f"its mean top-class probability on real test images: "
+                         f"{float(classifier['real_mean_confidence']):.3f}")
         files = [
             [name, f"{entry.get('bytes', 0):,}", f"`{entry.get('md5', '')}`", f"`{entry.get('sha256', '')}`"]
             for name, entry in info["files"].items()
@@ -214,49 +273,36 @@ def data_blocks(inputs: ReportInputs) -> list[Block]:
     return blocks
 
 
-def wall_time_blocks(inputs: ReportInputs) -> list[Block]:
-    rows = []
-    for result in inputs.results:
-        epochs = len(result.history)
-        rows.append([
-            _label(result), str(epochs), f"{result.train_seconds:,.1f}",
-            f"{result.train_seconds / epochs:,.1f}", f"{result.eval_seconds:,.1f}",
-        ])
-    train = sum(r.train_seconds for r in inputs.results)
-    evaluate = sum(r.eval_seconds for r in inputs.results)
-    rows.append(["all models", "", f"{train:,.1f}", "", f"{evaluate:,.1f}"])
-    return [
-        Heading("Wall times", 3),
-        Paragraph("Training: the history's per-epoch `seconds`, summed; evaluation: the metrics' `timing.seconds`."),
-        Table(header=["model", "epochs", "training (s)", "per epoch (s)", "evaluation (s)"], rows=rows),
-    ]
-
-
 def setup_section(inputs: ReportInputs) -> list[Block]:
-    env = inputs.environment
-    packages = [[name, version] for name, version in env["packages"].items()]
-    hardware = [[name, value] for name, value in env["hardware"].items()]
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    import io
+
+    buffer = io.StringIO()
+    yaml.dump(inputs.params.to_dict(), buffer)
+    packages = [[name, version] for name, version in inputs.packages.items()]
     return [
         Heading("Setup", 2),
         Heading("Parameters", 3),
-        Paragraph("The resolved `params.yaml` the report was built with (DVC reruns every stage whose "
-                  "parameters changed, so the stage outputs above were made with these values)."),
-        Code(yaml.safe_dump(inputs.params.to_dict(), sort_keys=False)),
+        Paragraph("The resolved params file the report was built with (DVC reruns every stage whose parameters "
+                  "changed, so the stage outputs above were made with these values)."),
+        Code(buffer.getvalue()),
         *data_blocks(inputs),
         Heading("Software", 3),
-        Paragraph(f"Git commit `{env['git commit']}`."),
         Table(header=["package", "version"], rows=packages, label_columns=2),
-        Heading("Hardware", 3),
-        Paragraph("The machine that built this report (under `dvc repro`, the one that ran the pipeline)."),
-        Table(header=["component", "value"], rows=hardware, label_columns=2),
-        *wall_time_blocks(inputs),
+        Heading("Wall times and machines", 3),
+        Paragraph(f"Wall times, the machines, the MLflow run ids and the git commit differ between two runs of the "
+                  f"same computation, so they are not in this report (which a rerun must reproduce byte for byte): "
+                  f"they are in `{inputs.timings_page.name}` beside it, written from the run-info records."),
     ]
 
 
 SECTIONS = (
     introduction,
+    ledger_section,
     findings_section,
     table_section,
+    validation_section,
     comparison_figures_section,
     model_figures_section,
     methods_section,

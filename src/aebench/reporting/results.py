@@ -1,10 +1,9 @@
 """Reading what the earlier stages wrote, refusing anything malformed by name.
 
-The file layout under each folder is the contract of CONTRIBUTING.md
-(`<folder>/<dataset>/<model>-<latent_dim>.<ext>`); the folders themselves
-arrive as arguments. Which models exist comes from params (datasets x models x
-latent_dims), so a stale file of an earlier study never slips into the report.
-No torch here: the report stage reads files only.
+The file layout under each root folder is `aebench.common.layout`'s; the
+roots arrive as arguments. Which models exist comes from params (datasets x
+variants x latent sizes, each at every seed), so a stale file of an earlier
+study never slips into the report. No torch here: the report stage reads files.
 """
 
 from __future__ import annotations
@@ -19,58 +18,68 @@ import pandas as pd
 
 from aebench.common.errors import AebenchError
 from aebench.common.files import read_npz
-from aebench.evaluation.metrics import MetricsError, check_metrics  # the schema module: no torch
+from aebench.common.layout import ModelKey, Replicate, selected_keys
+from aebench.evaluation.metrics import MetricsError, check_metrics, lookup  # the schema module: no torch
+
+ACTIVITY_PREFIX = "val_activity_"  # the history's per-dimension validation activity columns
 
 
 class ReportInputError(AebenchError):
     """A metrics, history, latent or data-info file is missing or malformed."""
 
 
-@dataclass(frozen=True, order=True)
-class ModelKey:
-    dataset: str
-    model: str
-    latent_dim: int
-
-    @property
-    def stem(self) -> str:
-        """`<dataset>/<model>-<latent_dim>`: the contract's per-model file name, without suffix."""
-        return f"{self.dataset}/{self.model}-{self.latent_dim}"
-
-
 @dataclass(frozen=True)
-class LatentMeans:
+class LatentArrays:
     mu: np.ndarray  # (N, D) posterior means of the first N test images
     labels: np.ndarray  # (N,)
     activity: np.ndarray  # (D,) A_u over the whole test set
+    expost: dict[str, np.ndarray]  # source -> (M, D) codes drawn from the ex-post densities
 
 
 @dataclass(frozen=True)
-class ModelResult:
-    key: ModelKey
+class ReplicateResult:
+    replicate: Replicate
     metrics: dict[str, Any]
     history: pd.DataFrame
-    latent: LatentMeans
+    latent: LatentArrays
 
     def value(self, dotted: str) -> Any:
         """A metric by its dotted key (`test.nll_iw`); None when the model defines none."""
         return lookup(self.metrics, dotted)
 
     @property
-    def train_seconds(self) -> float:
-        """Wall time of training: the history's per-epoch `seconds`, summed."""
-        return float(self.history["seconds"].sum())
+    def seed(self) -> int:
+        return self.replicate.seed
+
+    def activity_history(self) -> pd.DataFrame:
+        """(epochs x D) validation activity per epoch: unit death over training."""
+        columns = [c for c in self.history.columns if c.startswith(ACTIVITY_PREFIX)]
+        return self.history.set_index("epoch")[columns].rename(columns=lambda c: int(c[len(ACTIVITY_PREFIX):]))
+
+
+@dataclass(frozen=True)
+class ModelResults:
+    """Every seed of one model: a row of the comparison table."""
+
+    key: ModelKey
+    replicates: list[ReplicateResult]  # in seed order
+
+    def values(self, dotted: str) -> list[Any]:
+        """The metric at each seed, in seed order."""
+        return [r.value(dotted) for r in self.replicates]
 
     @property
-    def eval_seconds(self) -> float:
-        return float(self.metrics["timing"]["seconds"])
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.replicates]
 
+    @property
+    def first(self) -> ReplicateResult:
+        """The replicate the per-model figures show (the first seed of params)."""
+        return self.replicates[0]
 
-def lookup(mapping: dict[str, Any], dotted: str) -> Any:
-    value: Any = mapping
-    for part in dotted.split("."):
-        value = value[part]
-    return value
+    @property
+    def stochastic(self) -> bool:
+        return bool(self.first.value("stochastic"))
 
 
 def read_json(path: str | Path, *, what: str) -> dict[str, Any]:
@@ -87,7 +96,7 @@ def read_json(path: str | Path, *, what: str) -> dict[str, Any]:
 
 
 def read_metrics(path: str | Path) -> dict[str, Any]:
-    """A model's metrics JSON, checked against the evaluation's schema (`check_metrics`)."""
+    """A replicate's metrics JSON, checked against the evaluation's schema (`check_metrics`)."""
     metrics = read_json(path, what="metrics file")
     try:
         check_metrics(metrics)
@@ -97,7 +106,7 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def read_history(path: str | Path) -> pd.DataFrame:
-    """The per-epoch history CSV: `epoch`, `seconds`, `train_<term>`, `val_<term>`."""
+    """The per-epoch history CSV: `epoch`, `train_<term>`, `val_<term>`, `val_activity_<u>`."""
     path = Path(path)
     if not path.is_file():
         raise ReportInputError(f"{path}: training history not found")
@@ -105,7 +114,7 @@ def read_history(path: str | Path) -> pd.DataFrame:
         history = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ReportInputError(f"{path}: unreadable history CSV ({str(err).splitlines()[0]})") from None
-    missing = [column for column in ("epoch", "seconds", "train_loss", "val_loss") if column not in history]
+    missing = [column for column in ("epoch", "train_loss", "val_loss") if column not in history]
     if missing:
         raise ReportInputError(f"{path}: history lacks column {missing[0]}")
     if history.empty:
@@ -118,90 +127,96 @@ def read_history(path: str | Path) -> pd.DataFrame:
 
 
 def loss_terms(history: pd.DataFrame) -> list[str]:
-    """The terms a history records (`loss`, `recon`, `kl`...), in column order."""
+    """The loss terms a history records (`loss`, `recon`, `kl`...), in column order."""
     terms = []
     for column in history.columns:
+        if column.startswith(ACTIVITY_PREFIX):
+            continue
         for split in ("train_", "val_"):
             if column.startswith(split) and column[len(split):] not in terms:
                 terms.append(column[len(split):])
     return terms
 
 
-def read_latent(path: str | Path) -> LatentMeans:
-    """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,)."""
+def read_latent(path: str | Path) -> LatentArrays:
+    """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,), `expost_<source>` (M, D)."""
     path = Path(path)
-    arrays = read_npz(path, error=ReportInputError, missing="latent means not found", unreadable="unreadable latent file")
+    arrays = read_npz(path, error=ReportInputError, missing="latent arrays not found",
+                      unreadable="unreadable latent file")
     for key in ("mu", "labels", "activity"):
         if key not in arrays:
             raise ReportInputError(f"{path}: missing array {key}")
     mu, labels, activity = arrays["mu"], arrays["labels"], arrays["activity"]
-    if mu.ndim != 2 or labels.shape != (mu.shape[0],) or activity.shape != (mu.shape[1],):
+    if mu.ndim != 2 or labels.shape != (mu.shape[0],) or activity.shape != (mu.shape[1],) or len(mu) == 0:
         raise ReportInputError(
-            f"{path}: expected mu (N, D), labels (N,), activity (D,); got {mu.shape}, {labels.shape}, {activity.shape}"
+            f"{path}: expected mu (N > 0, D), labels (N,), activity (D,); got {mu.shape}, {labels.shape}, {activity.shape}"
         )
-    if len(mu) == 0:
-        raise ReportInputError(f"{path}: holds no images")
-    return LatentMeans(mu=mu.astype(np.float64), labels=labels.astype(np.int64), activity=activity.astype(np.float64))
+    expost = {key.removeprefix("expost_"): value.astype(np.float32) for key, value in arrays.items()
+              if key.startswith("expost_")}
+    return LatentArrays(mu=mu.astype(np.float64), labels=labels.astype(np.int64),
+                        activity=activity.astype(np.float64), expost=expost)
 
 
-def check_identity(path: str | Path, metrics: dict[str, Any], key: ModelKey) -> None:
-    """A metrics file must describe the model its name says (a copied file would mislead)."""
-    found = ModelKey(str(metrics["dataset"]), str(metrics["model"]), metrics["latent_dim"])
-    if found != key:
-        raise ReportInputError(f"{path}: describes {found.stem}, expected {key.stem}")
+def check_identity(path: str | Path, metrics: dict[str, Any], replicate: Replicate) -> None:
+    """A metrics file must describe the replicate its name says (a copied file would mislead)."""
+    found = (metrics["dataset"], metrics["variant"], metrics["latent_dim"], metrics["seed"])
+    key = replicate.key
+    expected = (key.dataset, key.variant, key.latent_dim, replicate.seed)
+    if found != expected:
+        raise ReportInputError(f"{path}: describes {found}, expected {expected} (dataset, variant, latent_dim, seed)")
 
 
-def load_result(key: ModelKey, *, metrics_dir: Path, history_dir: Path, latent_dir: Path) -> ModelResult:
-    metrics_path = Path(metrics_dir) / f"{key.stem}.json"
+@dataclass(frozen=True)
+class Roots:
+    """The stage outputs a report reads, by root folder."""
+
+    metrics: Path
+    history: Path
+    latent: Path
+
+
+def load_replicate(replicate: Replicate, roots: Roots) -> ReplicateResult:
+    metrics_path = replicate.path(roots.metrics, ".json")
     metrics = read_metrics(metrics_path)
-    check_identity(metrics_path, metrics, key)
-    latent_path = Path(latent_dir) / f"{key.stem}.npz"
+    check_identity(metrics_path, metrics, replicate)
+    latent_path = replicate.path(roots.latent, ".npz")
     latent = read_latent(latent_path)
-    if latent.mu.shape[1] != key.latent_dim:
-        raise ReportInputError(f"{latent_path}: mu has {latent.mu.shape[1]} dimensions, expected {key.latent_dim}")
-    return ModelResult(
-        key=key,
-        metrics=metrics,
-        history=read_history(Path(history_dir) / f"{key.stem}.csv"),
-        latent=latent,
-    )
+    if latent.mu.shape[1] != replicate.key.latent_dim:
+        raise ReportInputError(f"{latent_path}: mu has {latent.mu.shape[1]} dimensions, expected "
+                               f"{replicate.key.latent_dim}")
+    return ReplicateResult(replicate=replicate, metrics=metrics,
+                           history=read_history(replicate.path(roots.history, ".csv")), latent=latent)
 
 
-def study_keys(params) -> list[ModelKey]:
-    """Every trained model of the study, in report order: dataset, then latent size, then model."""
+def load_results(params, roots: Roots, keys: list[ModelKey] | None = None) -> list[ModelResults]:
+    """Every model of params (or of `keys`) at every seed, in report order."""
     return [
-        ModelKey(dataset, model, latent_dim)
-        for dataset in params.datasets
-        for latent_dim in params.latent_dims
-        for model in params.models
-    ]
-
-
-def load_results(params, *, metrics_dir: Path, history_dir: Path, latent_dir: Path) -> list[ModelResult]:
-    return [
-        load_result(key, metrics_dir=metrics_dir, history_dir=history_dir, latent_dir=latent_dir)
-        for key in study_keys(params)
+        ModelResults(key=key, replicates=[load_replicate(key.replicate(seed), roots) for seed in params.seeds])
+        for key in (keys if keys is not None else selected_keys(params))
     ]
 
 
 def load_data_infos(datasets, prepared_dir: Path) -> dict[str, dict[str, Any]]:
-    """Each dataset's info JSON from `prepare`: source, file checksums, split sizes."""
+    """Each dataset's info JSON from `prepare`: checksums, split sizes, label counts."""
     infos = {}
     for dataset in datasets:
         path = Path(prepared_dir) / f"{dataset}.json"
         info = read_json(path, what="data info")
-        for key in ("source", "files", "splits"):
+        for key in ("files", "splits"):
             if key not in info:
                 raise ReportInputError(f"{path}: missing key {key}")
         infos[dataset] = info
     return infos
 
 
-def load_classifier_accuracies(datasets, metrics_dir: Path) -> dict[str, float | None]:
-    """The sample-quality classifier's test accuracy per dataset (None if absent)."""
-    accuracies: dict[str, float | None] = {}
+def load_classifier_metrics(datasets, classifiers_dir: Path) -> dict[str, dict[str, Any]]:
+    """The sample classifier's metrics per dataset: accuracy, real-image confidence, the metric validation."""
+    found = {}
     for dataset in datasets:
-        path = Path(metrics_dir) / "classifiers" / f"{dataset}.json"
-        found = path.is_file()
-        accuracies[dataset] = read_json(path, what="classifier metrics").get("test_accuracy") if found else None
-    return accuracies
+        path = Path(classifiers_dir) / f"{dataset}.json"
+        metrics = read_json(path, what="classifier metrics")
+        for key in ("test_accuracy", "real_mean_confidence", "sample_metric_validation"):
+            if key not in metrics:
+                raise ReportInputError(f"{path}: missing key {key}")
+        found[dataset] = metrics
+    return found

@@ -1,71 +1,55 @@
-"""The study's parent run in MLflow: the report as artifacts, every model run nested under it.
+"""The study's run in MLflow: the report as artifacts, one run per state of the pipeline.
 
-Each report stage opens a new run named "study" in `mlflow.experiment`, logs
-the resolved params, attaches `report.md` and `report.html`, and tags each
-model's run (its id is in the metrics JSON) with `mlflow.parentRunId`, which
-is how the MLflow UI nests runs. A model run that the store does not know
-(deleted, or trained against another store) is skipped with a one-line warning.
+The report's Markdown is a pure function of the pipeline's outputs, so its
+sha256 names a pipeline state. The report stage looks for the study run
+tagged with it and updates that run (artifacts replaced, status FINISHED);
+only a report with other content starts a new study run. Model runs stay
+top-level (the runs table lists them all); the study run records how many
+models and which seeds it covers.
 """
 
 from __future__ import annotations
 
-import sys
+import hashlib
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from aebench.common.config import Params
-from aebench.common.tracking import RunSpec, TrackingError, git_commit, resolve_tracking_uri, tracked_run
-from aebench.reporting.inputs import ModelResult
+from aebench.common.tracking import RunSpec, Store, TrackedRun, close_run, find_runs, git_commit
 
-PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag for nesting a run under another
-STUDY_RUN_NAME = "study"
+STUDY_TAG = "aebench.role"
+STATE_TAG = "aebench.report_sha256"
 
 
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+def log_study(store: Store, *, name: str, params_dict: dict, models: int, seeds: list[int],
+              artifacts: dict[str, str]) -> str:
+    """Create or update the study run of this report's content; return its id.
 
-
-def nest_model_runs(client, study_run_id: str, results: list[ModelResult], *, tracking_uri: str,
-                    warn: Callable[[str], None] = _warn) -> list[str]:
-    """Tag each model's run as a child of the study run; return the ids nested."""
-    from mlflow.exceptions import MlflowException
-
-    nested = []
-    for result in results:
-        run_id = result.metrics.get("mlflow_run_id")
-        if not run_id:
-            warn(f"{result.key.stem}: its metrics name no MLflow run; not nested under the study run")
-            continue
-        try:
-            client.get_run(run_id)
-            client.set_tag(run_id, PARENT_TAG, study_run_id)
-        except MlflowException as err:
-            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise TrackingError(f"MLflow store {tracking_uri}: cannot nest run {run_id} ({err})") from None
-            warn(f"MLflow run {run_id} of {result.key.stem} not found in {tracking_uri}; "
-                 "not nested under the study run")
-            continue
-        nested.append(run_id)
-    return nested
-
-
-def log_study(params: Params, results: list[ModelResult], *, markdown: str, html: str,
-              warn: Callable[[str], None] = _warn) -> str:
-    """Open the study run, attach the report, nest the model runs; return the study run's id."""
-    tracking_uri = resolve_tracking_uri(params.mlflow.tracking_uri)
-    spec = RunSpec(
-        tracking_uri=tracking_uri,
-        experiment=params.mlflow.experiment,
-        run_name=STUDY_RUN_NAME,
-        tags={"aebench.role": "study", "git_commit": git_commit(), "dvc_stage": "report"},
-    )
-    with tracked_run(spec) as run, tempfile.TemporaryDirectory(prefix="aebench-report-") as scratch:
-        run.log_config(params.to_dict())
-        run.set_tags({"aebench.models": str(len(results))})
-        for name, text in (("report.md", markdown), ("report.html", html)):
-            path = Path(scratch) / name  # the artifact takes the file's name
-            path.write_text(text)
-            run.log_artifact(path)
-        nest_model_runs(run.client, run.run_id, results, tracking_uri=tracking_uri, warn=warn)
-    return run.run_id
+    `artifacts` maps file names (report.md, report.html...) to their text; the
+    first one's sha256 identifies the pipeline state.
+    """
+    state = hashlib.sha256(next(iter(artifacts.values())).encode()).hexdigest()
+    client = store.client()
+    existing = find_runs(store, {STUDY_TAG: "study", STATE_TAG: state})
+    if existing:
+        run_id = existing[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        tracked = TrackedRun(client, run_id, resumed=True)
+    else:
+        experiment = client.get_experiment_by_name(store.experiment)
+        spec = RunSpec(run_name=name, tags={STUDY_TAG: "study", STATE_TAG: state})
+        run = client.create_run(experiment.experiment_id, run_name=spec.run_name, tags=dict(spec.tags))
+        tracked = TrackedRun(client, run.info.run_id, resumed=False)
+        tracked.log_config(params_dict)
+    try:
+        tracked.set_tags({"aebench.models": models, "aebench.seeds": " ".join(map(str, seeds)),
+                          "git_commit": git_commit(store.workspace)})
+        with tempfile.TemporaryDirectory(prefix="aebench-report-") as scratch:
+            for file_name, text in artifacts.items():
+                path = Path(scratch) / file_name  # the artifact takes the file's name
+                path.write_text(text)
+                tracked.log_artifact(path)
+    except BaseException:
+        close_run(client, tracked.run_id, "FAILED")
+        raise
+    close_run(client, tracked.run_id, "FINISHED")
+    return tracked.run_id

@@ -1,0 +1,297 @@
+"""The claims ledger: what the source articles say about their results, as measurable statements.
+
+Each `Claim` names its article (by short name), quotes what the article says,
+states the metric and the threshold that decide it, and evaluates it on a
+`Setup`: the models of the default study, or of the article's own profile
+(`replicate/profiles/<name>.yaml`). The verdict is one of
+
+- "holds": every seed satisfies the threshold, or the paired 95% t-interval
+  of the difference excludes zero in the claimed direction;
+- "does not hold": no seed satisfies it, no seed's difference is in the
+  claimed direction, or the interval excludes zero the other way;
+- "inconclusive": seeds disagree, or the interval contains zero;
+- "not measured": the setup lacks the models the claim is about.
+
+With a single seed a comparison has no interval: the verdict then follows the
+one difference and says so. Every number is read from the metrics and history
+files; nothing here is typed from a run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aebench.evaluation.activity import activity_split
+from aebench.reporting.labels import class_names, variant_label
+from aebench.reporting.results import ModelResults
+from aebench.reporting.statistics import paired_difference, summarize
+
+HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One setup's models, and where its figures are (for the ledger's links)."""
+
+    name: str  # "default study", or a profile's name
+    results: list[ModelResults]
+    figures: Path  # per-model figures root: <figures>/<dataset>/<variant>/latent-<D>/<name>.png
+    compare: Path  # comparison figures: <compare>/<dataset>-<name>.png
+    binarize: str  # the setup's data.binarize: "dynamic" (binary pixels) or "none" (grey levels)
+
+    def model(self, dataset: str, variant: str, size: str | int = "largest") -> ModelResults | None:
+        """The model of this dataset and variant at the smallest, largest or a given latent size."""
+        candidates = [r for r in self.results if r.key.dataset == dataset and r.key.variant == variant]
+        if not candidates:
+            return None
+        if size == "largest":
+            return max(candidates, key=lambda r: r.key.latent_dim)
+        if size == "smallest":
+            return min(candidates, key=lambda r: r.key.latent_dim)
+        return next((r for r in candidates if r.key.latent_dim == size), None)
+
+    def model_figure(self, results: ModelResults, name: str) -> Path:
+        from aebench.reporting.figures import MODEL_FIGURES, figure_path
+
+        (figure,) = [f for f in MODEL_FIGURES if f.name == name]
+        return figure_path(self.figures, results.key, figure)
+
+    def compare_figure(self, dataset: str, name: str) -> Path:
+        return self.compare / f"{dataset}-{name}.png"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: str
+    numbers: str
+    figure: Path | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    article: str  # the source article's short name, which is also its profile's name
+    says: str  # the article's claim, in words
+    measure: str  # the measurable statement: metric and threshold
+    evaluate: Callable[[Setup], Outcome] = field(repr=False)
+
+
+# --- verdict helpers -------------------------------------------------------------------
+
+
+def _all_or_none(satisfied: Sequence[bool]) -> str:
+    if all(satisfied):
+        return HOLDS
+    if not any(satisfied):
+        return FAILS
+    return INCONCLUSIVE
+
+
+def _combined(*verdicts: str) -> str:
+    """A claim made of several parts holds when all parts hold, fails when any part fails."""
+    if NOT_MEASURED in verdicts:
+        return NOT_MEASURED
+    if FAILS in verdicts:
+        return FAILS
+    return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+
+
+def _directional(low: Sequence[float], high: Sequence[float]) -> tuple[str, str]:
+    """Verdict on "high exceeds low" from the paired difference high - low; and its interval text."""
+    difference = paired_difference(low, high)
+    if difference.n == 1:
+        verdict = HOLDS if difference.mean > 0 else FAILS
+        return verdict, f"{difference.interval(3)} (one seed: no interval)"
+    if difference.excludes_zero:
+        return (HOLDS if difference.mean > 0 else FAILS), difference.interval(3)
+    if all(h <= l for l, h in zip(low, high)):  # no seed shows the claimed difference at all
+        return FAILS, difference.interval(3)
+    return INCONCLUSIVE, difference.interval(3)
+
+
+def _spread(values: Sequence[float], digits: int = 3, scale: float = 1.0) -> str:
+    summary = summarize([v * scale for v in values])
+    return f"{summary.format(digits)} (n = {summary.n})"
+
+
+def _label(results: ModelResults) -> str:
+    return f"{variant_label(results.key.variant)}-{results.key.latent_dim}"
+
+
+def _missing(*models: ModelResults | None) -> bool:
+    return any(m is None for m in models)
+
+
+# --- the claims ------------------------------------------------------------------------
+
+
+def emae_samples(setup: Setup) -> Outcome:
+    vae, emae = setup.model("mnist", "vae"), setup.model("mnist", "emae")
+    if _missing(vae, emae):
+        return Outcome(NOT_MEASURED, "needs the VAE and the EM-AE on MNIST")
+    share = emae.values("samples.prior.top_class_share")
+    top = [max(range(10), key=h.__getitem__) for h in emae.values("samples.prior.class_histogram")]
+    names = class_names("mnist")
+    mostly_zero = _all_or_none([s > 0.5 and t == 0 for s, t in zip(share, top)])
+    varied = _all_or_none([e > 0.9 for e in vae.values("samples.prior.class_entropy")])
+    verdict = _combined(mostly_zero, varied)
+    tops = ", ".join(f"'{names[t]}'" for t in top)
+    numbers = (f"{_label(emae)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
+               f"{_label(vae)} class entropy {_spread(vae.values('samples.prior.class_entropy'))}")
+    return Outcome(verdict, numbers, setup.model_figure(emae, "samples"))
+
+
+def emae_split(setup: Setup) -> Outcome:
+    vae, emae = setup.model("mnist", "vae"), setup.model("mnist", "emae")
+    if _missing(vae, emae):
+        return Outcome(NOT_MEASURED, "needs the VAE and the EM-AE on MNIST")
+    vae_splits = [activity_split(r.latent.activity) for r in vae.replicates]
+    emae_splits = [activity_split(r.latent.activity) for r in emae.replicates]
+    vae_splits_dims = _all_or_none([s.low_dims >= 1 and s.largest_log_gap >= 1.0 for s in vae_splits])
+    emae_spreads = _all_or_none([s.low_dims == 0 and s.largest_log_gap < 1.0 for s in emae_splits])
+    numbers = (f"{_label(vae)}: dims below 1% of the largest A_u {_spread([s.low_dims for s in vae_splits], 1)}, "
+               f"largest gap {_spread([s.largest_log_gap for s in vae_splits], 2)} decades; "
+               f"{_label(emae)}: {_spread([s.low_dims for s in emae_splits], 1)} dims, "
+               f"gap {_spread([s.largest_log_gap for s in emae_splits], 2)} decades")
+    return Outcome(_combined(vae_splits_dims, emae_spreads), numbers, setup.compare_figure("mnist", "emae_mu_lines"))
+
+
+def separation_2d(setup: Setup) -> Outcome:
+    ae, vae = setup.model("mnist", "ae", 2), setup.model("mnist", "vae", 2)
+    if _missing(ae, vae):
+        return Outcome(NOT_MEASURED, "needs 2-D AE and VAE on MNIST")
+    verdict, interval = _directional(ae.values("latent.knn_accuracy"), vae.values("latent.knn_accuracy"))
+    numbers = (f"k-NN accuracy in the 2-D latent: AE {_spread(ae.values('latent.knn_accuracy'), 1, 100)} %, "
+               f"VAE {_spread(vae.values('latent.knn_accuracy'), 1, 100)} %; VAE − AE {interval}")
+    return Outcome(verdict, numbers, setup.model_figure(ae, "latent_map"))
+
+
+def smooth_grid_2d(setup: Setup) -> Outcome:
+    ae, vae = setup.model("mnist", "ae", 2), setup.model("mnist", "vae", 2)
+    if _missing(ae, vae):
+        return Outcome(NOT_MEASURED, "needs 2-D AE and VAE on MNIST")
+    smoother, rough_interval = _directional(vae.values("manifold.roughness"), ae.values("manifold.roughness"))
+    corners, corner_interval = _directional(ae.values("manifold.corner_confidence"),
+                                            vae.values("manifold.corner_confidence"))
+    numbers = (f"grid roughness AE {_spread(ae.values('manifold.roughness'))}, VAE "
+               f"{_spread(vae.values('manifold.roughness'))} (AE − VAE {rough_interval}); corner confidence AE "
+               f"{_spread(ae.values('manifold.corner_confidence'))}, VAE "
+               f"{_spread(vae.values('manifold.corner_confidence'))} (VAE − AE {corner_interval})")
+    return Outcome(_combined(smoother, corners), numbers, setup.model_figure(ae, "manifold"))
+
+
+def interpolation_classes(setup: Setup) -> Outcome:
+    small, large = setup.model("mnist", "vae", "smallest"), setup.model("mnist", "vae", "largest")
+    if _missing(small, large) or small.key.latent_dim != 2 or large.key.latent_dim <= 2:
+        return Outcome(NOT_MEASURED, "needs a 2-D and a larger VAE on MNIST")
+    fewer, interval = _directional(large.values("interpolation.classes_between"),
+                                   small.values("interpolation.classes_between"))
+    numbers = (f"classes between the ends: {_label(small)} {_spread(small.values('interpolation.classes_between'), 1)}, "
+               f"{_label(large)} {_spread(large.values('interpolation.classes_between'), 1)}; "
+               f"2-D − {large.key.latent_dim}-D {interval}")
+    return Outcome(fewer, numbers, setup.model_figure(small, "interpolation"))
+
+
+MEAN_NORM_LIMIT, COVARIANCE_LIMIT, KNN_FLOOR = 0.25, 0.5, 0.5
+
+
+def prior_disc_2d(setup: Setup) -> Outcome:
+    vae = setup.model("mnist", "vae", 2)
+    if vae is None:
+        return Outcome(NOT_MEASURED, "needs a 2-D VAE on MNIST")
+    norms, errors = vae.values("aggregate.mean_norm"), vae.values("aggregate.covariance_error")
+    knn = vae.values("latent.knn_accuracy")
+    verdict = _all_or_none([n < MEAN_NORM_LIMIT and e < COVARIANCE_LIMIT and k > KNN_FLOOR
+                            for n, e, k in zip(norms, errors, knn)])
+    numbers = (f"training means: ||mean|| {_spread(norms)}, ||Cov − I||_F/||I||_F {_spread(errors)}; "
+               f"k-NN accuracy {_spread(knn, 1, 100)} %")
+    return Outcome(verdict, numbers, setup.model_figure(vae, "latent_map"))
+
+
+OVERFIT_GAP = 0.05  # validation above training by more than 5% at the end counts as overfitting
+
+
+def no_overfitting(setup: Setup) -> Outcome:
+    ae = setup.model("mnist", "ae")
+    if ae is None:
+        return Outcome(NOT_MEASURED, "needs an AE on MNIST")
+    falling, gaps = [], []
+    for replicate in ae.replicates:
+        history = replicate.history
+        val = history["val_loss"].to_numpy()
+        gap = (val[-1] - history["train_loss"].to_numpy()[-1]) / abs(history["train_loss"].to_numpy()[-1])
+        falling.append(bool(val[-1] <= val.min() * 1.001) and gap < OVERFIT_GAP)
+        gaps.append(gap)
+    numbers = (f"{_label(ae)}: last-epoch (val − train) / train {_spread(gaps, 2, 100)} %; validation loss at "
+               f"its minimum in the last epoch in {sum(falling)} of {len(falling)} seeds "
+               f"({len(ae.first.history)} epochs)")
+    return Outcome(_all_or_none(falling), numbers, setup.model_figure(ae, "loss_curves"))
+
+
+CONFIDENCE_RATIO = 0.8  # samples judged at least 80% as confidently as real test images
+
+
+def recognisable_garments(setup: Setup, *, real_confidence: dict[str, float]) -> Outcome:
+    vae = setup.model("fashion_mnist", "vae")
+    if vae is None or "fashion_mnist" not in real_confidence:
+        return Outcome(NOT_MEASURED, "needs a VAE on Fashion-MNIST")
+    real = real_confidence["fashion_mnist"]
+    ratios = [c / real for c in vae.values("samples.prior.mean_confidence")]
+    numbers = (f"classifier confidence on {_label(vae)}'s N(0, I) samples / on real test images ({real:.3f}): "
+               f"{_spread(ratios, 3)}")
+    return Outcome(_all_or_none([r >= CONFIDENCE_RATIO for r in ratios]), numbers, setup.model_figure(vae, "samples"))
+
+
+ARTICLE_LOSS = 245.0  # fashion-vae's last printed batch loss, 23 490 over 96 images, in nats per image
+LOSS_TOLERANCE = 0.05
+
+
+def fashion_loss(setup: Setup) -> Outcome:
+    vae = setup.model("fashion_mnist", "vae")
+    if vae is None:
+        return Outcome(NOT_MEASURED, "needs a VAE on Fashion-MNIST")
+    if setup.binarize != "none":
+        return Outcome(NOT_MEASURED, "this setup binarizes its pixels: its loss is not the article's grey-level BCE")
+    losses = [float(r.history["train_loss"].iloc[-1]) for r in vae.replicates]
+    close = _all_or_none([abs(loss - ARTICLE_LOSS) / ARTICLE_LOSS <= LOSS_TOLERANCE for loss in losses])
+    numbers = f"last-epoch training loss {_spread(losses, 1)} nats/image against the article's ~{ARTICLE_LOSS:g}"
+    return Outcome(close, numbers, setup.model_figure(vae, "loss_curves"))
+
+
+def claims(*, real_confidence: dict[str, float]) -> tuple[Claim, ...]:
+    """Every claim of the ledger, in report order."""
+    return (
+        Claim("emae-samples", "emae", "Samples from N(0, I) are varied digits for the VAE, mostly '0' for the EM-AE.",
+              "EM-AE: the most frequent class of its N(0, I) samples is '0' and holds > 50% of them; VAE: "
+              "normalised class entropy > 0.9 (classifier labels of 10 000 samples)", emae_samples),
+        Claim("emae-split", "emae", "The VAE's mu dimensions split into feature-carrying ones and ones that stay "
+              "near 0; the EM-AE spreads a little activity over all 30.",
+              "VAE: >= 1 dimension with A_u below 1% of the largest and a gap of >= 1 decade in the sorted log "
+              "activities; EM-AE: no such dimension and no such gap (scale-free)", emae_split),
+        Claim("ae-vs-vae-2d-separation", "ae-vs-vae-2d", "The AE's 2-D latent mixes the classes; the VAE's "
+              "separates them.", "k-NN accuracy (k = evaluate.knn_k) of test means from training means: VAE − AE "
+              "> 0 (paired 95% t-interval)", separation_2d),
+        Claim("ae-vs-vae-2d-grid", "ae-vs-vae-2d", "The VAE's decoded grid changes smoothly, the AE's does not; "
+              "the AE draws non-digits in the grid's corners.",
+              "grid roughness (neighbour distance / random test-pair distance) AE − VAE > 0, and classifier "
+              "confidence on the four corner images VAE − AE > 0 (paired 95% t-intervals)", smooth_grid_2d),
+        Claim("vae-explained-interpolation", "vae-explained", "With a 2-D latent the interpolation from a 0 to a 7 "
+              "passes through other digits; with 20 dimensions through fewer.",
+              "classes other than 0 and 7 among the classifier labels of the decoded path: 2-D − larger-D > 0 "
+              "(paired 95% t-interval)", interpolation_classes),
+        Claim("vae-explained-disc", "vae-explained", "The 2-D training means fill a disc like N(0, I), with "
+              "same-label images together.", f"VAE-2: ||mean of training means|| < {MEAN_NORM_LIMIT}, "
+              f"||Cov − I||_F/||I||_F < {COVARIANCE_LIMIT}, k-NN accuracy > {KNN_FLOOR:.0%} (chance: 10%)",
+              prior_disc_2d),
+        Claim("plain-ae-no-overfitting", "plain-ae", "Training and validation losses fall together over 20 epochs, "
+              "with no overfitting.", f"AE: validation loss at its minimum in the last epoch, and (val − train) / "
+              f"train < {OVERFIT_GAP:.0%} at the end", no_overfitting),
+        Claim("fashion-vae-garments", "fashion-vae", "The VAE's samples are recognisable garments.",
+              f"classifier confidence on N(0, I) samples >= {CONFIDENCE_RATIO:.0%} of its confidence on real test "
+              "images", lambda setup: recognisable_garments(setup, real_confidence=real_confidence)),
+        Claim("fashion-vae-loss", "fashion-vae", "The loss ends near 23 490 per batch of 96, ~245 nats per image "
+              "(grey-level BCE + KL).", f"last-epoch training loss within {LOSS_TOLERANCE:.0%} of "
+              f"{ARTICLE_LOSS:g} nats/image", fashion_loss),
+    )

@@ -1,0 +1,26 @@
+"""How datasets, variants and classes are called in figures and reports."""
+
+from __future__ import annotations
+
+DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+# The study's own variants read better in capitals; any other variant keeps its params name.
+VARIANT_LABELS = {"ae": "AE", "vae": "VAE", "emae": "EM-AE"}
+CLASS_NAMES = {
+    "mnist": [str(digit) for digit in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ],
+}
+
+
+def dataset_label(dataset: str) -> str:
+    return DATASET_LABELS.get(dataset, dataset)
+
+
+def variant_label(variant: str) -> str:
+    return VARIANT_LABELS.get(variant, variant)
+
+
+def class_names(dataset: str) -> list[str]:
+    return CLASS_NAMES.get(dataset, [str(c) for c in range(10)])

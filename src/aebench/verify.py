@@ -1,0 +1,185 @@
+"""`make verify`: re-run the committed pipeline in a scratch workspace and compare every output.
+
+A study is reproducible when a rerun gives the same bytes. This clones the
+workspace's committed state (params, code, dvc.lock) into a scratch folder,
+runs `dvc repro` there from nothing (its own empty DVC cache, so nothing is
+restored from a cache, and its own MLflow store), and compares the hash of
+every output with the one the committed dvc.lock records. It prints each
+output that differs and, for a metrics file, the largest absolute
+difference per key (read from this workspace's DVC cache, which holds the
+committed outputs after `make study` or `dvc pull`). Exit code 0 when every
+output is identical.
+
+Float kernels differ between CPU models (AVX2 and AVX-512 sum in different
+orders), so identical bytes are expected on the same machine type and
+library versions; across machine types, the per-key differences say how far
+apart the numbers are.
+
+    python -m aebench.verify [--workspace .] [--scratch DIR] [--keep] [--targets dvc.yaml ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+
+
+@dataclass(frozen=True)
+class Output:
+    stage: str
+    path: str
+    md5: str  # ends in ".dir" for a folder
+
+
+def lock_outputs(lock_file: Path) -> dict[str, Output]:
+    """path -> Output for every out, metric and plot of a dvc.lock."""
+    lock = YAML(typ="safe", pure=True).load(lock_file.read_text()) or {}
+    outputs = {}
+    for stage, entry in (lock.get("stages") or {}).items():
+        for out in entry.get("outs", []):
+            outputs[out["path"]] = Output(stage=stage, path=out["path"], md5=out["md5"])
+    return outputs
+
+
+def cache_file(cache: Path, md5: str) -> Path:
+    """Where DVC 3 keeps content with this hash."""
+    return cache / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def cached_files(cache: Path, output: Output) -> dict[str, Path] | None:
+    """relative path -> cached file of an output (a folder lists its files); None when not in the cache."""
+    entry = cache_file(cache, output.md5)
+    if not entry.is_file():
+        return None
+    if not output.md5.endswith(".dir"):
+        return {"": entry}
+    listing = json.loads(entry.read_text())
+    files = {item["relpath"]: cache_file(cache, item["md5"]) for item in listing}
+    return files if all(path.is_file() for path in files.values()) else None
+
+
+def numeric_leaves(payload: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """(dotted key, number) for every number of a JSON document; list items share their list's key."""
+    if isinstance(payload, dict):
+        for key, value in payload.items():
+            yield from numeric_leaves(value, f"{prefix}{key}.")
+    elif isinstance(payload, list):
+        for value in payload:
+            yield from numeric_leaves(value, prefix)
+    elif isinstance(payload, (int, float)) and not isinstance(payload, bool):
+        yield prefix.rstrip("."), float(payload)
+
+
+def largest_differences(before: Any, after: Any) -> dict[str, float]:
+    """Per dotted key, the largest absolute difference between two JSON documents of the same shape."""
+    differences: dict[str, float] = {}
+    for (key, a), (_, b) in zip(numeric_leaves(before), numeric_leaves(after)):
+        differences[key] = max(differences.get(key, 0.0), abs(a - b))
+    return {key: value for key, value in differences.items() if value > 0}
+
+
+def run(command: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> None:
+    print(f"$ {' '.join(command)}", flush=True)
+    subprocess.run(command, cwd=cwd, env=env, check=True)
+
+
+def scratch_workspace(workspace: Path, scratch: Path) -> None:
+    """A clone of the committed state, sharing only the verified raw data files (not DVC's cache)."""
+    run(["git", "clone", "--quiet", "--no-hardlinks", str(workspace), str(scratch)], workspace)
+    raw = workspace / ".cache" / "raw"
+    if raw.is_dir():
+        (scratch / ".cache").mkdir(exist_ok=True)
+        (scratch / ".cache" / "raw").symlink_to(raw.resolve())
+
+
+def compare(workspace: Path, scratch: Path, lock_name: str) -> list[str]:
+    """Lines describing every output whose hash differs; empty when all are identical."""
+    committed, rerun = lock_outputs(workspace / lock_name), lock_outputs(scratch / lock_name)
+    cache = workspace / ".dvc" / "cache"
+    lines = []
+    for path, output in committed.items():
+        again = rerun.get(path)
+        if again is None:
+            lines.append(f"{path}: not produced by the rerun")
+            continue
+        if again.md5 == output.md5:
+            continue
+        lines.append(f"{path} ({output.stage}): {output.md5} committed, {again.md5} rerun")
+        lines += [f"    {line}" for line in metric_differences(output, again, cache, scratch / ".dvc" / "cache")]
+    return lines
+
+
+def metric_differences(committed: Output, rerun: Output, cache: Path, scratch_cache: Path) -> list[str]:
+    """For JSON outputs: which files differ and the largest absolute difference per key."""
+    before, after = cached_files(cache, committed), cached_files(scratch_cache, rerun)
+    if before is None:
+        return ["committed content not in this workspace's DVC cache (`dvc pull` it to compare values)"]
+    if after is None:
+        return []
+    lines = []
+    for relpath in sorted(set(before) | set(after)):
+        if not relpath.endswith(".json") and relpath != "":
+            continue
+        if relpath not in before or relpath not in after:
+            lines.append(f"{relpath or committed.path}: only in {'the rerun' if relpath in after else 'the commit'}")
+            continue
+        try:
+            a, b = json.loads(before[relpath].read_text()), json.loads(after[relpath].read_text())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        for key, value in sorted(largest_differences(a, b).items(), key=lambda item: -item[1]):
+            lines.append(f"{relpath or committed.path}: {key} differs by up to {value:.3g}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workspace", type=Path, default=Path("."))
+    parser.add_argument("--scratch", type=Path, help="where to rerun (default: a new temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch workspace afterwards")
+    parser.add_argument("--lock", default="dvc.lock", help="which dvc.lock to verify (relative to the workspace)")
+    parser.add_argument("targets", nargs="*", help="what `dvc repro` runs (default: the study's dvc.yaml)")
+    args = parser.parse_args(argv)
+    workspace = args.workspace.resolve()
+    scratch = (args.scratch or Path(tempfile.mkdtemp(prefix="aebench-verify-"))).resolve()
+    if scratch.exists() and any(scratch.iterdir()):
+        print(f"error: {scratch}: scratch folder is not empty", file=sys.stderr)
+        return 2
+    if scratch.exists():
+        scratch.rmdir()  # git clone creates it
+    if not (workspace / args.lock).is_file():
+        print(f"error: {workspace / args.lock}: no committed dvc.lock to verify against", file=sys.stderr)
+        return 2
+    try:
+        scratch_workspace(workspace, scratch)
+        env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+        dvc = str(Path(sys.executable).parent / "dvc")
+        run([dvc, "repro", *args.targets], scratch, env=env)
+        differences = compare(workspace, scratch, args.lock)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    outputs = len(lock_outputs(workspace / args.lock))
+    if differences:
+        print(f"verify: {len([d for d in differences if not d.startswith(' ')])} of {outputs} outputs differ "
+              f"from {args.lock}:")
+        print("\n".join(differences))
+        return 1
+    print(f"verify: all {outputs} outputs of {args.lock} reproduced byte for byte")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

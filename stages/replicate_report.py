@@ -1,0 +1,169 @@
+"""DVC stage `replicate/dvc.yaml:report`: the claims ledger in each article's own setup and in the study.
+
+Reads every profile's outputs (`replicate/<profile>/{metrics,history,latent,figures}`)
+and the default study's, evaluates every claim of the source articles in the
+article's profile and in the default study side by side, and writes
+reports/replicate/report.md and report.html: the ledger first, then per
+profile its stated setup and assumptions, its table and findings, and its figures.
+"""
+
+from __future__ import annotations
+
+import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from aebench.common.cli import run_stage
+from aebench.common.config import load_params
+from aebench.common.files import atomic_path, check_writable
+from aebench.reporting.claims import Setup, claims
+from aebench.reporting.findings import comparison_table, findings
+from aebench.reporting.labels import dataset_label, variant_label
+from aebench.reporting.render import (
+    Block,
+    Bullets,
+    Code,
+    Figure,
+    Heading,
+    Paragraph,
+    Table,
+    figure_link,
+    render_html,
+    render_markdown,
+)
+from aebench.reporting.report import reported_columns
+from aebench.reporting.results import ModelResults, Roots, load_classifier_metrics, load_results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", type=Path, required=True, help="folder of the profiles' params files")
+    parser.add_argument("--names", nargs="*", help="the profiles to report (default: replicate/params.yaml's)")
+    parser.add_argument("--outputs", type=Path, required=True, help="root of the profiles' outputs: <root>/<profile>/...")
+    parser.add_argument("--study-params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--study-metrics", type=Path, required=True)
+    parser.add_argument("--study-history", type=Path, required=True)
+    parser.add_argument("--study-latent", type=Path, required=True)
+    parser.add_argument("--study-figures", type=Path, required=True)
+    parser.add_argument("--study-compare", type=Path, required=True)
+    parser.add_argument("--classifiers", type=Path, required=True, help="folder of <dataset>.json classifier metrics")
+    parser.add_argument("--markdown", type=Path, required=True)
+    parser.add_argument("--html", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def profile_names(args: argparse.Namespace) -> list[str]:
+    if args.names:
+        return list(args.names)
+    from aebench.common.config import read_yaml
+
+    return list(read_yaml(args.profiles.parent / "params.yaml")["profiles"])
+
+
+def stated_setup(params_file: Path) -> str:
+    """The profile file's header: what the article states, and what was assumed where it is silent."""
+    lines = []
+    for line in params_file.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").rstrip())
+    return " ".join(lines)
+
+
+def ledger(claim_list, profiles: dict[str, Setup], study: Setup) -> Table:
+    rows = []
+    for claim in claim_list:
+        cells = [claim.article, claim.says, claim.measure]
+        for setup in (profiles.get(claim.article), study):
+            if setup is None:
+                cells += ["not measured", "no profile"]
+                continue
+            outcome = claim.evaluate(setup)
+            link = f" ({figure_link('figure', outcome.figure)})" if outcome.figure is not None else ""
+            cells += [outcome.verdict, outcome.numbers + link]
+        rows.append(cells)
+    return Table(header=["article", "claim", "decided by", "verdict in the article's profile", "numbers (profile)",
+                         "verdict in the default study", "numbers (study)"], rows=rows, label_columns=7,
+                 css_class="ledger")
+
+
+def profile_blocks(name: str, params_file: Path, setup: Setup, columns, figures_root: Path) -> list[Block]:
+    from aebench.reporting.figures import figure_path, figures_for
+
+    params = load_params(params_file)
+    header, rows = comparison_table(setup.results, columns)
+    blocks: list[Block] = [
+        Heading(f"Profile {name}", 2),
+        Paragraph(stated_setup(params_file)),
+        Code(f"{params_file}: datasets {list(params.datasets)}, variants {list(params.variants)}, latent sizes "
+             f"{list(params.latent_dims)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, batch "
+             f"{params.train.batch_size}, lr {params.train.lr:g}, network {params.network.arch} "
+             f"{list(params.network.hidden)}, likelihood {params.likelihood.name}, binarize {params.data.binarize}"),
+        Table(header=header, rows=rows, label_columns=4, css_class="comparison"),
+    ]
+    for section in findings(setup.results, columns):
+        blocks += [Heading(section.title, 3), Bullets(section.sentences)]
+    for results in setup.results:
+        blocks.append(Heading(f"{variant_label(results.key.variant)}-{results.key.latent_dim} on "
+                              f"{dataset_label(results.key.dataset)}", 4))
+        for figure in figures_for(results.key):
+            path = figure_path(figures_root, results.key, figure)
+            blocks.append(Figure(path=path, png=path.read_bytes(), caption=f"{figure.title}. "
+                                 f"{figure.caption(results, params)}", alt=f"{figure.title}, {name}"))
+    return blocks
+
+
+def load_setup(name: str, params_file: Path, roots: Roots, figures: Path, compare: Path) -> tuple[Setup, list[ModelResults]]:
+    params = load_params(params_file)
+    results = load_results(params, roots)
+    return Setup(name=name, results=results, figures=figures, compare=compare, binarize=params.data.binarize), results
+
+
+def main(argv: list[str] | None = None) -> None:
+    started = time.perf_counter()
+    args = parse_args(argv)
+    names = profile_names(args)
+    study_params = load_params(args.study_params)
+    study, _ = load_setup("default study", args.study_params,
+                          Roots(metrics=args.study_metrics, history=args.study_history, latent=args.study_latent),
+                          args.study_figures, args.study_compare)
+    profiles = {}
+    for name in names:
+        out = args.outputs / name
+        profiles[name], _ = load_setup(name, args.profiles / f"{name}.yaml",
+                                       Roots(metrics=out / "metrics", history=out / "history", latent=out / "latent"),
+                                       out / "figures", out / "compare")
+    datasets = sorted({r.key.dataset for s in (study, *profiles.values()) for r in s.results})
+    classifier_metrics = load_classifier_metrics(datasets, args.classifiers)
+    columns = reported_columns(classifier_metrics)
+    real_confidence = {d: float(m["real_mean_confidence"]) for d, m in classifier_metrics.items()}
+    check_writable([args.markdown, args.html])
+
+    blocks: list[Block] = [
+        Heading("aebench: the source articles' claims, in their own setups and in the study", 1),
+        Paragraph(f"Each source article's setup runs as a profile (`replicate/profiles/<name>.yaml`) through the "
+                  f"study's own train, evaluate and figures code; every claim is evaluated in the article's profile "
+                  f"and in the default study (`params.yaml`: {len(study_params.seeds)} seeds, "
+                  f"{study_params.train.epochs} epochs, {study_params.network.arch} {list(study_params.network.hidden)},"
+                  f" binarize {study_params.data.binarize}). Verdicts: holds, does not hold, inconclusive (seeds "
+                  "disagree, or the paired 95% t-interval contains zero), not measured. Numbers are mean ± sd over "
+                  "seeds, read from the metrics and history files."),
+        Heading("Claims ledger", 2),
+        ledger(claims(real_confidence=real_confidence), profiles, study),
+    ]
+    for name in names:
+        blocks += profile_blocks(name, args.profiles / f"{name}.yaml", profiles[name], columns,
+                                 args.outputs / name / "figures")
+    with atomic_path(args.markdown) as md_tmp, atomic_path(args.html) as html_tmp:
+        md_tmp.write_text(render_markdown(blocks, markdown_path=args.markdown))
+        html = render_html(blocks, title="aebench: the source articles' claims", html_path=args.html)
+        html_tmp.write_text(html)
+    print(f"replicate report: {len(names)} profiles -> {args.html} ({len(html) / 1e6:.1f} MB) in "
+          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run_stage(main)
