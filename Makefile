@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: help install data-sources browser cluster study verify replicate sweep test dag
+.PHONY: help install data-sources browser cluster study verify replicate sweep mlflow-ui test dag
 
 help:
 	@echo "make study         install, obtain the data, run the whole study (dvc repro)"
@@ -17,6 +17,7 @@ help:
 	@echo "make verify        rerun the committed study in a scratch workspace and compare every output"
 	@echo "make replicate     run each source article's own setup (replicate/dvc.yaml) and its report"
 	@echo "make sweep         the beta / gamma sweep (sweep/dvc.yaml) and its rate-distortion report"
+	@echo "make mlflow-ui     the MLflow UI on http://127.0.0.1:5000, opened on the study's runs"
 	@echo "make data-sources  install the offline dataset sources (Debian package; needs root + apt)"
 	@echo "make browser       install headless Chromium for the browser tests (root + apt)"
 	@echo "make cluster       install SLURM, munge and PostgreSQL for the cluster test (root + apt)"
@@ -70,7 +71,7 @@ study: install data-sources
 	$(BIN)/dvc repro dvc.yaml
 	@echo
 	@echo "Report: $(abspath reports/report.html) (and reports/report.md; wall times in reports/timings.md)"
-	@echo "MLflow: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db)"
+	@echo "MLflow: make mlflow-ui"
 
 verify: install data-sources
 	$(BIN)/python -m aebench.verify --workspace .
@@ -84,6 +85,10 @@ sweep: install data-sources
 	$(BIN)/dvc repro sweep/dvc.yaml
 	@echo
 	@echo "Report: $(abspath reports/sweep/report.html)"
+
+mlflow-ui: install
+	@$(BIN)/python -m aebench.common.tracking --params params.yaml --url http://127.0.0.1:5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,13 +1,14 @@
-"""The report stage: table, findings from the numbers, atomic outputs, MLflow study run.
+"""The comparison table, the findings, and the report stage, on synthetic inputs whose answer is known.
 
-Every input is synthetic and tiny: hand-built metrics JSONs, history CSVs,
-latent npz, data-info JSONs and small PNGs standing in for the per-model
-figures (the report only embeds those; test_figures.py draws the real ones).
+Findings compare two variants only through their paired per-seed differences: fed a clear difference they
+state an ordering with an interval that excludes zero; fed a difference inside the seed-to-seed noise they
+say the two are not distinguishable. The stage runs on a synthetic workspace (metrics, histories, latent
+arrays and small PNGs at the layout's paths, data-info and classifier JSONs, an MLflow store); the real
+per-model figures are test_figures.py's, the real pipeline test_pipeline.py's.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -15,313 +16,458 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib.image
 import numpy as np
 import pytest
-import yaml
+from helpers import REPO, import_stage, seed_store, tiny_raw, write_params
+from report_inputs import classifier_metrics, data_info, default_activity, history, model, png_bytes, write_model
+from scipy import stats
+from test_render import html_tables, markdown_tables
 
-from aebench.common.config import params_from_dict
 from aebench.common.errors import AebenchError
-from aebench.reporting.catalog import figures_for, model_label
-from aebench.reporting.findings import findings
-from aebench.reporting.inputs import ModelKey, load_results, study_keys
-from aebench.reporting.table import comparison_table
+from aebench.common.layout import ModelKey
+from aebench.reporting.columns import COLUMN_BY_KEY, MISSING
+from aebench.reporting.compare import COMPARE_FIGURES
+from aebench.reporting.findings import cell, column_finding, compare, comparison_table, findings
+from aebench.reporting.statistics import summarize
 
-REPO = Path(__file__).resolve().parents[1]
-STAGE = REPO / "stages" / "report.py"
-AE_NOTE = "the AE has no q(z|x) and defines no density"
-
-
-def study_params(root: Path, **changes) -> dict:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["datasets"] = ["mnist", "fashion_mnist"]
-    raw["models"] = ["ae", "vae", "emae"]
-    raw["latent_dims"] = [2, 4]
-    raw["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
-    raw["mlflow"]["experiment"] = "report-test"
-    raw.update(changes)
-    return raw
+NLL = COLUMN_BY_KEY["test.nll_iw"]
+PROBE = COLUMN_BY_KEY["probe.accuracy"]
 
 
-def synthetic_metrics(key: ModelKey, rng: np.random.Generator, *, run_id: str | None = None) -> dict:
-    """A metrics JSON of the contract's shape with random but plausible values."""
-    dims = key.latent_dim
-    stochastic = key.model != "ae"
-    activity = (10.0 ** rng.uniform(-5, 0.5, dims)).tolist()
-    neg_elbo = float(rng.uniform(90, 140)) if stochastic else None
-    histogram = rng.multinomial(500, rng.dirichlet(np.ones(10))).tolist()
-    return {
-        "dataset": key.dataset, "model": key.model, "latent_dim": dims, "mlflow_run_id": run_id,
-        "test": {
-            "images": 1000, "recon_bce": float(rng.uniform(60, 160)), "recon_mse": float(rng.uniform(10, 40)),
-            "neg_elbo": neg_elbo, "nll_iw": neg_elbo - float(rng.uniform(1, 20)) if stochastic else None,
-            "iw_samples": 16, "note": None if stochastic else AE_NOTE,
-        },
-        "latent": {
-            "active_units": int(np.sum(np.array(activity) > 0.01)), "au_threshold": 0.01,
-            "kl_total": float(rng.uniform(5, 30)) if stochastic else None, "activity": activity,
-            "kl_per_dim": rng.uniform(0, 3, dims).tolist() if stochastic else None,
-        },
-        "probe": {"method": "logistic_regression", "accuracy": float(rng.uniform(0.5, 0.97))},
-        "samples": {
-            "count": 500, "class_histogram": histogram, "class_entropy": float(rng.uniform(0.3, 1.0)),
-            "mean_confidence": float(rng.uniform(0.5, 0.99)), "frechet_distance": float(rng.uniform(1, 80)),
-        },
-        "timing": {"seconds": float(rng.uniform(1, 9))},
+def interval_text(differences, digits: int = 2) -> str:
+    """The mean and 95% t-interval of paired differences, computed here with scipy, as the findings print it."""
+    differences = np.asarray(differences, dtype=np.float64)
+    low, high = stats.t.interval(0.95, len(differences) - 1, loc=differences.mean(), scale=stats.sem(differences))
+    return f"{differences.mean():+,.{digits}f} [{low:+,.{digits}f}, {high:+,.{digits}f}]"
+
+
+# --- the comparison table --------------------------------------------------------------------------
+
+
+def test_a_cell_is_the_mean_and_sample_sd_over_seeds_in_the_columns_units():
+    vae = model("mnist", "vae", 4, per_seed={"test.nll_iw": [90.0, 95.0, 100.0], "probe.accuracy": [0.9, 0.8, 0.85]})
+    assert cell(vae, NLL) == "95.00 ± 5.00"
+    assert cell(vae, PROBE) == "85.0 ± 5.0"  # a fraction shown in %
+    assert cell(model("mnist", "ae", 4), NLL) == MISSING == "n/a"  # a deterministic code has no density
+
+
+def test_table_has_one_row_per_model_with_its_seed_count():
+    results = [model("mnist", "ae", 2), model("mnist", "vae", 2, per_seed={"test.nll_iw": [90.0, 95.0, 100.0]}),
+               model("fashion_mnist", "emae", 4, seeds=(0, 1), per_seed={"test.nll_iw": [200.0, 202.0]})]
+    header, rows = comparison_table(results, [NLL, PROBE])
+    assert header == ["dataset", "model", "latent size D", "seeds n", "IW NLL (nats/image)", "probe accuracy (%)"]
+    assert rows == [
+        ["MNIST", "AE", "2", "3", "n/a", "50.0 ± 0.0"],
+        ["MNIST", "VAE", "2", "3", "95.00 ± 5.00", "50.0 ± 0.0"],
+        ["Fashion-MNIST", "EM-AE", "4", "2", "201.00 ± 1.41", "50.0 ± 0.0"],
+    ]
+
+
+# --- findings: a clear difference against one inside the noise ----------------------------------
+
+SEED_LEVELS = np.array([90.0, 96.0, 101.0])  # each seed moves both variants alike (data order, binarization)
+
+
+def pair(differences) -> tuple:
+    """A VAE and an EM-AE at 3 seeds whose IW NLL differs by `differences` (EM-AE - VAE) at each seed."""
+    vae = model("mnist", "vae", 4, per_seed={"test.nll_iw": SEED_LEVELS.tolist()})
+    emae = model("mnist", "emae", 4, per_seed={"test.nll_iw": (SEED_LEVELS + np.asarray(differences)).tolist()})
+    return vae, emae
+
+
+CLEAR = [10.1, 9.9, 10.05]  # 10 nats apart, 0.1 of seed noise in the difference
+NOISE = [2.3, -1.7, 0.3]  # 0.3 apart on average, with a seed-to-seed spread of 2: signs disagree
+
+
+def test_a_clear_paired_difference_is_stated_as_an_ordering_with_its_interval():
+    vae, emae = pair(CLEAR)
+    comparison = compare(vae, emae, NLL)
+    assert comparison.distinguishable and comparison.difference.low > 0
+    assert comparison.sentence() == (f"EM-AE is higher than VAE (worse): EM-AE − VAE = {interval_text(CLEAR)} "
+                                     "nats/image")
+    finding = column_finding([emae, vae], NLL)  # ranked best (lowest) first whatever the input order
+    assert finding == (f"IW NLL (nats/image), mean ± sd: VAE {cell(vae, NLL)}, EM-AE {cell(emae, NLL)}. "
+                       f"EM-AE is higher than VAE (worse): EM-AE − VAE = {interval_text(CLEAR)} nats/image.")
+
+
+def test_a_difference_inside_the_noise_is_not_distinguishable_and_gives_the_interval():
+    vae, emae = pair(NOISE)
+    comparison = compare(vae, emae, NLL)
+    assert not comparison.distinguishable
+    assert comparison.difference.low < 0 < comparison.difference.high
+    assert comparison.sentence() == (f"VAE and EM-AE are not distinguishable with 3 seeds: EM-AE − VAE = "
+                                     f"{interval_text(NOISE)} nats/image")
+    assert interval_text(NOISE) == "+0.30 [-4.67, +5.27]"
+
+
+def test_the_findings_of_the_two_studies_differ_as_their_numbers_do():
+    clear = findings(list(pair(CLEAR)), [NLL])
+    noise = findings(list(pair(NOISE)), [NLL])
+    assert [s.title for s in clear] == [s.title for s in noise] == ["MNIST, 4-D latent"]
+    assert "EM-AE is higher than VAE (worse)" in clear[0].sentences[0]
+    assert "not distinguishable" not in clear[0].sentences[0]
+    assert "VAE and EM-AE are not distinguishable with 3 seeds" in noise[0].sentences[0]
+    assert "higher than" not in noise[0].sentences[0]
+
+
+def test_the_same_means_with_unpaired_seed_noise_are_not_an_ordering():
+    # Means 10 apart, but seeds do not move the two variants alike: the differences swing from -10 to +30.
+    vae = model("mnist", "vae", 4, per_seed={"test.nll_iw": [90.0, 110.0, 100.0]})
+    emae = model("mnist", "emae", 4, per_seed={"test.nll_iw": [120.0, 100.0, 110.0]})
+    assert not compare(vae, emae, NLL).distinguishable
+
+
+def test_a_higher_is_better_column_orders_best_first_and_says_worse():
+    good = model("mnist", "vae", 2, per_seed={"probe.accuracy": [0.90, 0.92, 0.91]})
+    poor = model("mnist", "emae", 2, per_seed={"probe.accuracy": [0.60, 0.61, 0.62]})
+    finding = column_finding([poor, good], PROBE)
+    differences = [-30.0, -31.0, -29.0]  # in %, EM-AE - VAE
+    assert finding == (f"probe accuracy (%), mean ± sd: VAE 91.0 ± 1.0, EM-AE 61.0 ± 1.0. EM-AE is lower than VAE "
+                       f"(worse): EM-AE − VAE = {interval_text(differences, 1)} %.")
+
+
+def test_a_column_without_a_better_direction_gives_no_verdict():
+    rate = COLUMN_BY_KEY["test.rate"]
+    low = model("mnist", "vae", 4, per_seed={"test.rate": [5.0, 5.1, 4.9]})
+    high = model("mnist", "emae", 4, per_seed={"test.rate": [15.0, 15.2, 14.9]})
+    sentence = compare(high, low, rate).sentence()
+    assert sentence.startswith("VAE is lower than EM-AE: VAE − EM-AE = ")
+    assert "(better)" not in sentence and "(worse)" not in sentence
+
+
+def test_a_model_without_the_column_is_listed_as_na_and_not_compared():
+    ae = model("mnist", "ae", 4)
+    vae, emae = pair(CLEAR)
+    finding = column_finding([ae, vae, emae], NLL)
+    assert finding.startswith(f"IW NLL (nats/image), mean ± sd: VAE {cell(vae, NLL)}, EM-AE {cell(emae, NLL)}; "
+                              "n/a for AE. ")
+    assert "AE −" not in finding.replace("EM-AE −", "")
+    assert column_finding([ae, vae], NLL) is None  # one model with values: nothing to compare
+
+
+def test_one_seed_states_no_ordering():
+    vae = model("mnist", "vae", 4, seeds=(0,), per_seed={"test.nll_iw": [90.0]})
+    emae = model("mnist", "emae", 4, seeds=(0,), per_seed={"test.nll_iw": [100.0]})
+    assert compare(vae, emae, NLL).sentence() == ("VAE and EM-AE are not distinguishable with 1 seed: "
+                                                  "EM-AE − VAE = +10.00 (one seed: no interval) nats/image")
+
+
+def test_findings_have_one_section_per_dataset_and_latent_size():
+    results = [model(d, v, z) for d in ("mnist", "fashion_mnist") for z in (2, 4) for v in ("ae", "vae")]
+    assert [section.title for section in findings(results, [NLL, PROBE])] == [
+        "MNIST, 2-D latent", "MNIST, 4-D latent", "Fashion-MNIST, 2-D latent", "Fashion-MNIST, 4-D latent"]
+
+
+# --- the report stage on a synthetic workspace -----------------------------------------------------
+
+VARIANTS = ("ae", "vae", "emae")
+SIZES = (2, 4)
+SEEDS = (0, 1, 2)
+EPOCHS = 4
+FAILED_METRIC, PASSED_METRIC = "precision", "recall"
+HOST, COMMIT, SECONDS = "host-7f3a9c", "c0ffee" + "5" * 34, 4321.5  # the run-info record's facts
+# VAE-4 at seed 1: a dimension drops below the threshold in the last epoch (its active set did not settle).
+UNSETTLED = [[1.0, 0.5, 0.3, 0.2]] * (EPOCHS - 1) + [[1.0, 0.5, 0.3, 0.001]]
+
+
+def synthetic_model(variant: str, size: int):
+    rng = np.random.default_rng([VARIANTS.index(variant), size])
+    stochastic = variant != "ae"
+    per_seed: dict[str, list] = {
+        "test.recon_bce": (rng.uniform(60, 160) + rng.normal(0, 1, 3)).tolist(),
+        "probe.accuracy": rng.uniform(0.5, 0.9, 3).tolist(),
+        "latent.knn_accuracy": rng.uniform(0.5, 0.9, 3).tolist(),
     }
+    if stochastic:
+        distortion = rng.uniform(80, 140) + rng.normal(0, 1, 3)
+        rate = rng.uniform(5, 40) + rng.normal(0, 0.5, 3)
+        per_seed |= {"test.distortion": distortion.tolist(), "test.rate": rate.tolist(),
+                     "test.neg_elbo": (distortion + rate).tolist(), "test.nll_iw": (distortion + rate - 3).tolist()}
+    histories = [history(size, train=[300.0, 200.0, 160.0, 150.0]) for _ in SEEDS]
+    if (variant, size) == ("vae", 4):
+        histories[1] = history(size, train=[300.0, 200.0, 160.0, 150.0], activity=UNSETTLED)
+    activities = [np.r_[UNSETTLED[-1]] if (variant, size, seed) == ("vae", 4, 1) else default_activity(size)
+                  for seed in SEEDS]
+    return model("mnist", variant, size, SEEDS, per_seed=per_seed, activities=activities, histories=histories)
 
 
-def write_model_files(root: Path, key: ModelKey, metrics: dict, rng: np.random.Generator) -> None:
-    (root / "metrics" / key.dataset).mkdir(parents=True, exist_ok=True)
-    (root / "metrics" / f"{key.stem}.json").write_text(json.dumps(metrics))
-    terms = ["loss", "recon"] + {"ae": [], "vae": ["kl"], "emae": ["mu_penalty"]}[key.model]
-    epochs = 3
-    history = {"epoch": list(range(1, epochs + 1)), "seconds": rng.uniform(1, 4, epochs).round(3).tolist()}
-    for split in ("train", "val"):
-        for term in terms:
-            history[f"{split}_{term}"] = np.sort(rng.uniform(80, 200, epochs))[::-1].round(3).tolist()
-    (root / "history" / key.dataset).mkdir(parents=True, exist_ok=True)
-    lines = [",".join(history)] + [",".join(str(history[c][i]) for c in history) for i in range(epochs)]
-    (root / "history" / f"{key.stem}.csv").write_text("\n".join(lines) + "\n")
-    activity = np.array(metrics["latent"]["activity"])
-    mu = rng.normal(size=(60, key.latent_dim)) * np.sqrt(activity)
-    (root / "latent" / key.dataset).mkdir(parents=True, exist_ok=True)
-    np.savez(root / "latent" / f"{key.stem}.npz", mu=mu.astype(np.float32),
-             labels=rng.integers(0, 10, 60), activity=activity)
-    figure_dir = root / "reports" / "figures" / key.stem
-    figure_dir.mkdir(parents=True, exist_ok=True)
-    for spec in figures_for(key.latent_dim):  # small stand-ins: the report embeds, it does not draw them
-        matplotlib.image.imsave(figure_dir / spec.filename, rng.uniform(size=(12, 20)), cmap="gray")
-
-
-def write_data_info(root: Path, dataset: str) -> None:
-    files = {
-        name: {"bytes": 1000 + i, "md5": f"{i:032x}", "sha256": f"{i:064x}"}
-        for i, name in enumerate(["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                  "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
-    }
-    info = {
-        "dataset": dataset, "source": {"name": "test-folder", "location": "/nowhere"}, "files": files,
-        "splits": {"train": 55000, "val": 5000, "test": 10000},
-        "label_counts": {split: [1] * 10 for split in ("train", "val", "test")}, "val_seed": 0,
-    }
-    (root / "data" / "prepared").mkdir(parents=True, exist_ok=True)
-    (root / "data" / "prepared" / f"{dataset}.json").write_text(json.dumps(info))
-
-
-def write_synthetic_study(root: Path, *, seed: int = 0, run_ids: dict[ModelKey, str] | None = None, **changes) -> dict:
-    """Every input of the report stage under `root`; returns the raw params written to root/params.yaml."""
-    raw = study_params(root, **changes)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    rng = np.random.default_rng(seed)
-    for key in study_keys(params_from_dict(raw)):
-        metrics = synthetic_metrics(key, rng, run_id=(run_ids or {}).get(key))
-        write_model_files(root, key, metrics, rng)
-    for dataset in raw["datasets"]:
-        write_data_info(root, dataset)
-        (root / "metrics" / "classifiers").mkdir(parents=True, exist_ok=True)
-        (root / "metrics" / "classifiers" / f"{dataset}.json").write_text(json.dumps({"test_accuracy": 0.9876}))
-    return raw
+def write_workspace(root: Path) -> Path:
+    """Every input of the report stage under `root`, as a DVC workspace with its own MLflow store."""
+    (root / ".dvc").mkdir(parents=True)
+    write_params(root / "params.yaml", tiny_raw(seeds=list(SEEDS), latent_dims=list(SIZES)))
+    for variant in VARIANTS:
+        for size in SIZES:
+            write_model(synthetic_model(variant, size), root)
+    (root / "data" / "prepared").mkdir(parents=True)
+    (root / "data" / "prepared" / "mnist.json").write_text(json.dumps(data_info("mnist")))
+    passes = {"frechet_distance": True, FAILED_METRIC: False, PASSED_METRIC: True, "mean_confidence": True}
+    (root / "metrics" / "classifiers").mkdir(parents=True)
+    (root / "metrics" / "classifiers" / "mnist.json").write_text(json.dumps(classifier_metrics("mnist", passes)))
+    record = {"stage": "train", "model": "mnist-vae-4-s0", "seconds": SECONDS, "device": "cpu",
+              "mlflow_run_id": "f" * 32, "git_commit": COMMIT, "written": "2031-01-02T03:04:05+00:00",
+              "host": {"hostname": HOST, "cpu": "Test CPU", "cpu_cores": 3, "memory_gib": 7.5}}
+    (root / "runinfo" / "train").mkdir(parents=True)
+    (root / "runinfo" / "train" / "mnist-vae-4-s0.json").write_text(json.dumps(record))
+    seed_store(root)
+    return root
 
 
 def stage_args(root: Path) -> list[str]:
     return [
         "--prepared", str(root / "data" / "prepared"), "--history", str(root / "history"),
         "--metrics", str(root / "metrics"), "--latent", str(root / "latent"),
-        "--figures", str(root / "reports" / "figures"), "--compare", str(root / "reports" / "compare"),
-        "--markdown", str(root / "reports" / "report.md"), "--html", str(root / "reports" / "report.html"),
-        "--params", str(root / "params.yaml"),
+        "--figures", str(root / "reports" / "figures"), "--classifiers", str(root / "metrics" / "classifiers"),
+        "--compare", str(root / "reports" / "compare"), "--markdown", str(root / "reports" / "report.md"),
+        "--html", str(root / "reports" / "report.html"), "--runinfo", str(root / "runinfo"),
+        "--timings", str(root / "reports" / "timings.md"), "--params", str(root / "params.yaml"),
     ]
 
 
-def run_stage_main(root: Path) -> None:
-    """The stage's main() in this process (faster than a subprocess; errors arrive as exceptions)."""
-    import runpy
-
-    module = runpy.run_path(str(STAGE))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store named in the test's params, always
-        module["main"](stage_args(root))
+def outputs(root: Path) -> dict[str, bytes]:
+    return {name: (root / "reports" / name).read_bytes() for name in ("report.md", "report.html")}
 
 
-def load(root: Path, raw: dict):
-    return load_results(params_from_dict(raw), metrics_dir=root / "metrics", history_dir=root / "history",
-                        latent_dir=root / "latent")
-
-
-def findings_text(results) -> str:
-    return "\n".join(f"{section.title}: {sentence}" for section in findings(results) for sentence in section.sentences)
-
-
-# --- table and findings ------------------------------------------------------
-
-
-def test_table_has_one_row_per_model_with_the_values_of_its_metrics_file(tmp_path):
-    raw = write_synthetic_study(tmp_path)
-    results = load(tmp_path, raw)
-    header, rows = comparison_table(results)
-    assert len(rows) == 2 * 3 * 2
-    assert [tuple(row[:3]) for row in rows] == [
-        (label, model_label(r.key.model), str(r.key.latent_dim))
-        for r, label in zip(results, ["MNIST"] * 6 + ["Fashion-MNIST"] * 6, strict=True)
-    ]
-    nll = header.index("IW NLL (nats/image)")
-    probe = header.index("probe accuracy (%)")
-    for row, result in zip(rows, results, strict=True):
-        metrics = json.loads((tmp_path / "metrics" / f"{result.key.stem}.json").read_text())
-        expected_nll = metrics["test"]["nll_iw"]
-        assert row[nll] == ("n/a" if expected_nll is None else f"{expected_nll:,.2f}")
-        assert row[probe] == f"{100 * metrics['probe']['accuracy']:.1f}"
-    assert all("(" in h for h in header[3:]), "every metric column names its unit"
-
-
-def test_findings_follow_the_numbers(tmp_path):
-    raw = write_synthetic_study(tmp_path)
-    results = load(tmp_path, raw)
-    before = findings_text(results)
-
-    vae = next(r for r in results if r.key == ModelKey("mnist", "vae", 4))
-    emae = next(r for r in results if r.key == ModelKey("mnist", "emae", 4))
-    vae.metrics["latent"]["active_units"] = 1
-    emae.metrics["latent"]["active_units"] = 4
-    vae.metrics["test"]["nll_iw"], emae.metrics["test"]["nll_iw"] = 91.25, 123.5
-    after = findings_text(results)
-    assert after != before
-    assert re.search(
-        r"^MNIST, 4-D latent: Active dimensions \(A_u > 0.01\): AE \d of 4, VAE 1 of 4, EM-AE 4 of 4\.$", after, re.M
-    )
-    assert "IW NLL (nats/image), lowest first: VAE 91.25, EM-AE 123.50 (+32.25); n/a for AE" in after
-
-    # Reverse the order of the two likelihoods: the ranking reverses with them.
-    vae.metrics["test"]["nll_iw"], emae.metrics["test"]["nll_iw"] = 130.0, 100.0
-    assert "lowest first: EM-AE 100.00, VAE 130.00 (+30.00)" in findings_text(results)
-
-
-def test_two_metric_sets_give_different_findings(tmp_path):
-    first, second = tmp_path / "a", tmp_path / "b"
-    raw_first = write_synthetic_study(first, seed=1)
-    raw_second = write_synthetic_study(second, seed=2)
-    text_first, text_second = findings_text(load(first, raw_first)), findings_text(load(second, raw_second))
-    assert text_first != text_second
-    # Every active-unit count the findings state is the one in the metrics file.
-    for root, raw, text in ((first, raw_first, text_first), (second, raw_second, text_second)):
-        for result in load(root, raw):
-            count = json.loads((root / "metrics" / f"{result.key.stem}.json").read_text())["latent"]["active_units"]
-            assert f"{model_label(result.key.model)} {count} of {result.key.latent_dim}" in text
-
-
-def test_convergence_finding_counts_models_still_improving(tmp_path):
-    raw = write_synthetic_study(tmp_path)
-    results = load(tmp_path, raw)
-    # Synthetic histories fall every epoch: all 12 were still improving.
-    assert "still fell in the last epoch for 12 of 12 models" in findings_text(results)
-    results[0].history.loc[results[0].history.index[-1], "val_loss"] = 999.0
-    text = findings_text(results)
-    assert "for 11 of 12 models" in text and "AE-2 on MNIST (+" in text
-
-
-# --- the stage -----------------------------------------------------------------
+def fake_comparison_figures(results, *, context, out_dir):
+    """One small stand-in for the comparison figures (test_compare.py draws the real ones), drawn in no time."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "mnist-metrics.png"
+    path.write_bytes(png_bytes())
+    return {"mnist": [(COMPARE_FIGURES["metrics"], path)]}
 
 
 @pytest.fixture(scope="module")
-def built_study(tmp_path_factory):
-    """One real stage run in a subprocess, with three model runs in the MLflow store (one id unknown)."""
-    root = tmp_path_factory.mktemp("study")
-    from mlflow.tracking import MlflowClient
+def stage(load_stage):
+    return import_stage(load_stage, "report")
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    # An explicit artifact store: MLflow's default is a folder under the working directory.
-    experiment = client.create_experiment("report-test", artifact_location=(root / "mlartifacts").as_uri())
-    keys = [ModelKey("mnist", m, 2) for m in ("ae", "vae")]
-    run_ids = {key: client.create_run(experiment).info.run_id for key in keys}
-    for run_id in run_ids.values():
-        client.set_terminated(run_id)
-    run_ids[ModelKey("mnist", "emae", 2)] = "0123456789abcdef0123456789abcdef"  # not in the store
-    write_synthetic_study(root, run_ids=run_ids)
-    # Prints whether torch was imported, after main() returned.
-    probe = f"import runpy, sys; sys.argv = ['report.py'] + {stage_args(root)!r}; " \
-            f"runpy.run_path({str(STAGE)!r}, run_name='__main__'); print('torch loaded:', 'torch' in sys.modules)"
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, stage):
+    """The stage run as dvc.yaml runs it (in the workspace, relative paths), on the same inputs in two
+    workspaces at once: in a fresh interpreter, which then says whether torch was imported, and in this
+    process. Returns (first workspace, the fresh interpreter's output, second workspace)."""
+    first = write_workspace(tmp_path_factory.mktemp("report") / "first")
+    second = write_workspace(tmp_path_factory.mktemp("report") / "second")
+    relative = stage_args(Path("."))
+    probe = (f"import runpy, sys; sys.path.insert(0, {str(REPO / 'stages')!r}); "
+             f"module = runpy.run_path({str(REPO / 'stages' / 'report.py')!r}); module['main']({relative!r}); "
+             "print('torch imported:', 'torch' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    done = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, client, experiment, run_ids, done
+    fresh = subprocess.Popen([sys.executable, "-c", probe], cwd=first, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+            patch.chdir(second)
+            stage.main(relative)
+        stdout, stderr = fresh.communicate(timeout=300)
+    finally:
+        fresh.kill()
+    assert fresh.returncode == 0, stderr[-3000:]
+    return first, subprocess.CompletedProcess(fresh.args, fresh.returncode, stdout, stderr), second
 
 
-def test_stage_writes_both_reports_without_importing_torch(built_study):
-    root, _, _, _, done = built_study
-    assert "torch loaded: False" in done.stdout
+@pytest.fixture(autouse=True)
+def no_tracking_server(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the store named in params, always
+
+
+def sections(markdown: str) -> list[str]:
+    return re.findall(r"^## (.+)$", markdown, re.M)
+
+
+def section(markdown: str, title: str) -> str:
+    return markdown.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_stage_imports_no_torch(built):
+    _, done, _ = built
+    assert "torch imported: False" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+def test_report_opens_with_the_title_then_the_claims_ledger_then_the_findings(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    assert markdown.startswith("# aebench: AE, VAE, EM-AE on MNIST\n\n6 models (1 dataset x 3 variants x 2 latent "
+                               "sizes), each trained with 3 seeds (0, 1, 2) for 4 epochs")
+    assert sections(markdown)[:2] == ["Claims ledger", "Findings"]
+    assert re.findall(r"^### (.+)$", section(markdown, "Findings"), re.M) == [
+        "MNIST, 2-D latent", "MNIST, 4-D latent", "Unit death over training"]
+    html = (root / "reports" / "report.html").read_text()
+    assert html.index("<h1") < html.index('id="claims-ledger"') < html.index('id="findings"')
+    assert html_tables(html)[0][0] == ["article", "claim", "decided by", "verdict here", "numbers", "see"]
+
+
+def test_ledger_gives_a_verdict_per_claim_and_links_its_figure(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    ledger = markdown_tables(section(markdown, "Claims ledger"))[0]
+    assert len(ledger) == 1 + 9
+    verdicts = {row[1]: row[3] for row in ledger[1:]}
+    assert set(verdicts.values()) <= {"holds", "does not hold", "inconclusive", "not measured"}
+    fashion = [row for row in ledger[1:] if row[0] == "fashion-vae"]
+    assert [row[3] for row in fashion] == ["not measured", "not measured"]  # no Fashion-MNIST in this study
+    # The synthetic histories fall together, validation 2% above training: plain-ae's claim holds.
+    assert [row[3] for row in ledger[1:] if row[0] == "plain-ae"] == ["holds"]
+    assert "[figure](compare/mnist-emae_mu_lines.png)" in markdown
+    assert "[figure](figures/mnist/ae/latent-4/loss_curves.png)" in markdown
+
+
+def test_table_holds_each_model_with_n_and_the_mean_and_sd_of_its_metrics_files(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    header, *rows = markdown_tables(section(markdown, "Comparison table"))[0]
+    assert [row[:4] for row in rows] == [["MNIST", {"ae": "AE", "vae": "VAE", "emae": "EM-AE"}[v], str(z), "3"]
+                                         for z in SIZES for v in VARIANTS]
+    nll = header.index("IW NLL (nats/image)")
+    for row in rows:
+        key = ModelKey("mnist", {"AE": "ae", "VAE": "vae", "EM-AE": "emae"}[row[1]], int(row[2]))
+        values = [json.loads(key.replicate(s).path(root / "metrics", ".json").read_text())["test"]["nll_iw"]
+                  for s in SEEDS]
+        assert row[nll] == ("n/a" if values[0] is None else summarize(values).format(2))
+
+
+def test_a_sample_metric_that_failed_its_validation_is_left_out_and_one_that_passed_is_in(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    table, found = section(markdown, "Comparison table"), section(markdown, "Findings")
+    header = markdown_tables(table)[0][0]
+    for source in ("N(0, I) samples:", "GMM ex-post samples:"):
+        assert f"{source} {FAILED_METRIC} (%)" not in header and f"{source} {FAILED_METRIC} (%)" not in found
+        assert f"{source} {PASSED_METRIC} (%)" in header and f"{source} {PASSED_METRIC} (%)" in found
+    # The validation section says why: the failed metric is listed there as not reported.
+    validation = section(markdown, "Which sample metrics can be trusted")
+    assert re.search(rf"\| MNIST \| {FAILED_METRIC} \| .* \| no: not reported \|", validation)
+    assert re.search(rf"\| MNIST \| {PASSED_METRIC} \| .* \| yes \|", validation)
+
+
+def test_a_sample_metric_that_failed_its_validation_is_not_in_the_methods_list(built):
+    root, _, _ = built
+    methods = section((root / "reports" / "report.md").read_text(), "How the numbers were computed")
+    for source in ("prior", "gmm"):
+        assert f"`samples.{source}.{PASSED_METRIC}`" in methods
+    listed = [key for source in ("prior", "gaussian", "gmm") if f"`{(key := f'samples.{source}.{FAILED_METRIC}')}`"
+              in methods]
+    assert listed == [], f"{listed} are described under 'How the numbers were computed'"
+
+
+def test_unit_death_table_counts_the_seeds_whose_active_set_settled(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    assert "| VAE-4 on MNIST | 2 of 3 seeds | 3.7 ± 0.6 |" in markdown  # seed 1 lost a dimension at the end
+    assert "| EM-AE-4 on MNIST | 3 of 3 seeds | 4.0 ± 0.0 |" in markdown
+    assert "| AE-2 on MNIST | 3 of 3 seeds | 2.0 ± 0.0 |" in markdown
+
+
+def test_report_holds_no_wall_time_host_or_commit_and_timings_page_does(built):
+    root, _, _ = built
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    for name in ("report.md", "report.html"):
+        text = (root / "reports" / name).read_text()
+        for fact in (HOST, COMMIT, f"{SECONDS:,.1f}", "2031-01-02", "f" * 32, "Test CPU", head):
+            assert fact not in text, (name, fact)
+    timings = (root / "reports" / "timings.md").read_text()
+    for fact in (HOST, COMMIT, f"{SECONDS:,.1f}", "Test CPU"):
+        assert fact in timings, fact
+    assert "`timings.md`" in (root / "reports" / "report.md").read_text()
+
+
+def test_markdown_and_html_hold_the_same_tables(built):
+    root, _, _ = built
     markdown = (root / "reports" / "report.md").read_text()
     html = (root / "reports" / "report.html").read_text()
-    assert sorted(p.name for p in (root / "reports" / "compare").iterdir()) == [
-        "fashion_mnist-activity.png", "fashion_mnist-metrics.png", "mnist-activity.png", "mnist-metrics.png",
-    ]
-    # Markdown links every figure relative to itself; the HTML embeds every one of them.
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    per_model = sum(len(figures_for(dim)) for dim in (2, 4)) * 3 * 2
-    assert len(links) == per_model + 4
-    assert all((root / "reports" / link).is_file() for link in links)
-    assert html.count('<img src="data:image/png;base64,') == per_model + 4
+
+    def plain(text: str) -> str:  # what the HTML shows of a Markdown cell: link text, code without backticks
+        return re.sub(r"`([^`]+)`", r"\1", re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text))
+
+    from_markdown = [[[plain(c) for c in row] for row in table] for table in markdown_tables(markdown)]
+    assert from_markdown == html_tables(html)
+    assert len(from_markdown) == 7  # ledger, unit death, comparison, validation, methods, data files, packages
+
+
+def test_figures_are_linked_in_markdown_and_embedded_in_html(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    html = (root / "reports" / "report.html").read_text()
+    from aebench.reporting.figures import figures_for
+
+    per_model = sum(len(figures_for(ModelKey("mnist", v, z))) for v in VARIANTS for z in SIZES)
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert len(images) == per_model + 6  # and the six comparison figures of the dataset
+    assert all((root / "reports" / link).is_file() for link in images)
+    assert html.count('<img src="data:image/png;base64,') == per_model + 6
+    ids = set(re.findall(r'\sid="([^"]+)"', html))
+    anchors = re.findall(r'href="#([^"]+)"', html)
+    assert anchors and [a for a in anchors if a not in ids] == []  # every in-page link lands somewhere
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", html), "the HTML refers to something outside itself"
-    assert "98.76%" in markdown  # the classifier's accuracy, from metrics/classifiers
+    assert "98.76%" in markdown  # the classifier's accuracy, from its metrics JSON
     assert "`00000000000000000000000000000001`" in markdown  # a checksum from the data-info JSON
 
 
-def test_study_run_holds_the_report_and_nests_the_model_runs(built_study):
-    root, client, experiment, run_ids, done = built_study
-    studies = [r for r in client.search_runs([experiment]) if r.data.tags.get("aebench.role") == "study"]
+def test_two_builds_of_the_same_inputs_write_the_same_bytes(built):
+    first, _, second = built
+    assert outputs(first) == outputs(second)
+
+
+def test_the_study_run_holds_the_report(built):
+    root, _, _ = built
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("aebench").experiment_id
+    studies = client.search_runs([experiment], "tags.`aebench.role` = 'study'")
     assert len(studies) == 1
     study = studies[0]
-    assert study.info.status == "FINISHED"
+    assert study.info.status == "FINISHED" and study.info.run_name == "study"
     assert {a.path for a in client.list_artifacts(study.info.run_id)} == {"report.md", "report.html"}
-    for key in (ModelKey("mnist", "ae", 2), ModelKey("mnist", "vae", 2)):
-        assert client.get_run(run_ids[key]).data.tags["mlflow.parentRunId"] == study.info.run_id
-    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
-    assert warnings == [
-        f"warning: MLflow run {run_ids[ModelKey('mnist', 'emae', 2)]} of mnist/emae-2 not found in "
-        f"sqlite:///{root / 'mlflow.db'}; not nested under the study run"
-    ] + [
-        f"warning: {key.stem}: its metrics name no MLflow run; not nested under the study run"
-        for key in study_keys(params_from_dict(study_params(root)))
-        if key not in run_ids
-    ]
+    assert (study.data.tags["aebench.models"], study.data.tags["aebench.seeds"]) == ("6", "0 1 2")
 
 
-def _report_outputs(root: Path) -> dict[str, bytes]:
-    reports = root / "reports"
-    return {p.name: p.read_bytes() for p in reports.iterdir() if p.is_file()}
+# --- bad inputs: named, and nothing written ---------------------------------------------------------
 
 
-def test_a_failing_stage_leaves_the_previous_report_untouched(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    write_synthetic_study(tmp_path)
-    reports = tmp_path / "reports"
+@pytest.fixture
+def workspace(tmp_path):
+    return write_workspace(tmp_path / "workspace")
+
+
+def test_a_missing_figure_is_named_and_the_previous_report_stays(workspace, stage, monkeypatch):
+    monkeypatch.setattr(stage, "draw_comparison_figures", fake_comparison_figures)
+    reports = workspace / "reports"
     (reports / "report.md").write_text("previous report\n")
     (reports / "report.html").write_text("<p>previous report</p>\n")
-    before = _report_outputs(tmp_path)
-    # A figure goes missing: the failure comes after the comparison figures were drawn.
-    missing = reports / "figures" / "fashion_mnist" / "emae-4" / "interpolation.png"
-    missing.unlink()
+    missing = reports / "figures" / "mnist" / "emae" / "latent-4" / "interpolation.png"
+    missing.unlink()  # found only after the comparison figures were drawn (into a temporary folder)
     with pytest.raises(AebenchError, match=re.escape(f"{missing}: figure not found")):
-        run_stage_main(tmp_path)
-    assert _report_outputs(tmp_path) == before
+        stage.main(stage_args(workspace))
+    assert (reports / "report.md").read_text() == "previous report\n"
+    assert (reports / "report.html").read_text() == "<p>previous report</p>\n"
     assert sorted(p.name for p in reports.iterdir()) == ["figures", "report.html", "report.md"]
-    assert not (tmp_path / "mlflow.db").exists(), "no study run is logged for a report that was not written"
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlflow.db'}")
+    assert client.search_runs([client.get_experiment_by_name("aebench").experiment_id]) == []
 
 
-def test_bad_metrics_file_is_named_and_nothing_is_written(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    write_synthetic_study(tmp_path)
-    broken = tmp_path / "metrics" / "mnist" / "vae-4.json"
+def test_a_malformed_or_misplaced_metrics_file_is_named_and_nothing_is_written(workspace, stage):
+    broken = ModelKey("mnist", "vae", 4).replicate(1).path(workspace / "metrics", ".json")
     metrics = json.loads(broken.read_text())
     del metrics["latent"]["active_units"]
     broken.write_text(json.dumps(metrics))
     with pytest.raises(AebenchError, match=re.escape(f"{broken}: latent.active_units: missing")):
-        run_stage_main(tmp_path)
-    copied = copy.deepcopy(json.loads(broken.read_text()))
-    copied["latent"]["active_units"], copied["dataset"] = 2, "fashion_mnist"  # a valid file of another model
-    broken.write_text(json.dumps(copied))
-    with pytest.raises(AebenchError, match=re.escape(f"{broken}: describes fashion_mnist/vae-4, expected mnist/vae-4")):
-        run_stage_main(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["figures"]
+        stage.main(stage_args(workspace))
+    metrics["latent"]["active_units"], metrics["seed"] = 4, 2  # a valid file of another replicate
+    broken.write_text(json.dumps(metrics))
+    with pytest.raises(AebenchError, match=re.escape(
+            f"{broken}: describes ('mnist', 'vae', 4, 2), expected ('mnist', 'vae', 4, 1)")):
+        stage.main(stage_args(workspace))
+    assert sorted(p.name for p in (workspace / "reports").iterdir()) == ["figures"]
 
+
+def test_the_html_holds_no_path_of_the_workspace_when_the_stage_gets_absolute_paths(workspace, stage, monkeypatch):
+    # A stage run from another folder gets absolute paths; the report must not depend on where the workspace
+    # lies (a copy elsewhere, another user's home): the figures' anchors are named by the path the stage got.
+    monkeypatch.setattr(stage, "draw_comparison_figures", fake_comparison_figures)
+    stage.main(stage_args(workspace))
+    html = (workspace / "reports" / "report.html").read_text()
+    slug = re.sub(r"[^a-z0-9]+", "-", str(workspace).lower()).strip("-")
+    assert str(workspace) not in html and slug not in html, re.findall(rf'id="[^"]*{slug}[^"]*"', html)[:2]

@@ -104,15 +104,19 @@ def scratch_workspace(workspace: Path, scratch: Path) -> None:
         (scratch / ".cache" / "raw").symlink_to(raw.resolve())
 
 
-def compare(workspace: Path, scratch: Path, lock_name: str) -> list[str]:
-    """Lines describing every output whose hash differs; empty when all are identical."""
+def compare(workspace: Path, scratch: Path, lock_name: str, *, partial: bool) -> list[str]:
+    """Lines describing every output whose hash differs; empty when all are identical.
+
+    `partial`: the rerun reproduced some targets only, so outputs it did not make are not compared.
+    """
     committed, rerun = lock_outputs(workspace / lock_name), lock_outputs(scratch / lock_name)
     cache = workspace / ".dvc" / "cache"
     lines = []
     for path, output in committed.items():
         again = rerun.get(path)
         if again is None:
-            lines.append(f"{path}: not produced by the rerun")
+            if not partial:
+                lines.append(f"{path}: not produced by the rerun")
             continue
         if again.md5 == output.md5:
             continue
@@ -167,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
         dvc = str(Path(sys.executable).parent / "dvc")
         run([dvc, "repro", *args.targets], scratch, env=env)
-        differences = compare(workspace, scratch, args.lock)
+        compared = lock_outputs(scratch / args.lock)
+        differences = compare(workspace, scratch, args.lock, partial=bool(args.targets))
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    outputs = len(lock_outputs(workspace / args.lock))
+    outputs = len(compared) if args.targets else len(lock_outputs(workspace / args.lock))
     if differences:
         print(f"verify: {len([d for d in differences if not d.startswith(' ')])} of {outputs} outputs differ "
               f"from {args.lock}:")

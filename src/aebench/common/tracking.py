@@ -13,7 +13,9 @@ Every stage talks to MLflow through an `open_store` result:
   and MLflow's own retries are bounded so a server lost mid-run does not hang
   a stage for minutes.
 - The experiment carries `mlflow.experimentKind = custom_model_development`,
-  so MLflow 3's UI opens it on the training runs, not on GenAI traces.
+  its kind for MLflow 3. (MLflow 3.17's UI itself picks its view from a switch
+  it keeps in the browser, GenAI by default, or from `?workflowType=` in the
+  address: `runs_url` gives the address that opens on the training runs.)
 
 `tracked_run` ends a run FINISHED when its block completes, FAILED when it
 raises, and KILLED on Ctrl-C or SIGTERM (KeyboardInterrupt), so no error
@@ -127,6 +129,11 @@ def preflight(uri: str, *, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
             response.read(64)
     except (OSError, urllib.error.URLError) as err:
         raise TrackingError(f"MLflow server {uri} does not answer {health} ({_first_line(err)})") from None
+
+
+def runs_url(base: str, experiment_id: str) -> str:
+    """The MLflow UI's page of an experiment's training runs (not its GenAI overview)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def git_commit(workspace: str | Path) -> str:
@@ -347,3 +354,19 @@ def _param_value(value: Any) -> str:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+if __name__ == "__main__":
+    import argparse
+
+    from aebench.common.config import load_params
+    from aebench.common.files import workspace_of
+
+    parser = argparse.ArgumentParser(description="print the MLflow UI address of the study's training runs")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--url", default="http://127.0.0.1:5000", help="where the UI will listen")
+    options = parser.parse_args()
+    loaded = load_params(options.params)
+    store = open_store(loaded.mlflow.tracking_uri, loaded.mlflow.experiment, workspace=workspace_of(options.params))
+    experiment = store.client().get_experiment_by_name(store.experiment)
+    print(f"MLflow runs of {store.experiment}: {runs_url(options.url, experiment.experiment_id)}")

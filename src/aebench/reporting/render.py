@@ -195,13 +195,18 @@ details > summary { cursor: pointer; font-weight: 600; font-size: 1.05rem; paddi
 class _Page:
     """What an HTML page needs to resolve a figure link: the figures it embeds, and where it lies."""
 
-    embedded: frozenset[str]
+    embedded: frozenset[str]  # the anchors (`anchor`) of the figures the page embeds
     folder: Path | None
+
+    def anchor(self, path: str | Path) -> str:
+        """A figure's id, named by its path relative to the page: the page then reads the same wherever the
+        workspace lies and however the stage was given its paths (relative under DVC, absolute otherwise)."""
+        return figure_anchor(os.path.relpath(path, self.folder) if self.folder is not None else path)
 
     def figure_target(self, path: str) -> str:
         """Its place when the page embeds the figure, else its file (relative to the page)."""
-        if figure_anchor(path) in self.embedded or self.folder is None:
-            return "#" + figure_anchor(path)
+        if self.anchor(path) in self.embedded or self.folder is None:
+            return "#" + self.anchor(path)
         return Path(os.path.relpath(path, self.folder)).as_posix()
 
     def inline(self, text: str) -> str:
@@ -252,7 +257,8 @@ def _figure(figure: Figure, page: _Page) -> str:
     width, height = figure.size_px
     data = base64.b64encode(figure.png).decode("ascii")
     return (
-        f'<figure id="{figure.anchor}"><img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
+        f'<figure id="{page.anchor(figure.path)}">'
+        f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
         f'alt="{html.escape(figure.alt)}" decoding="sync">'
         f"<figcaption>{page.inline(figure.caption)}</figcaption></figure>"
     )
@@ -298,8 +304,9 @@ def render_html(blocks: list[Block], *, title: str, html_path: str | Path | None
     """
     anchors = _Anchors()
     ids = {i: anchors(b) for i, b in enumerate(blocks) if isinstance(b, Heading)}
-    page = _Page(embedded=frozenset(b.anchor for b in blocks if isinstance(b, Figure)),
-                 folder=Path(html_path).parent if html_path is not None else None)
+    folder = Path(html_path).parent if html_path is not None else None
+    page = _Page(embedded=frozenset(), folder=folder)
+    page = _Page(embedded=frozenset(page.anchor(b.path) for b in blocks if isinstance(b, Figure)), folder=folder)
     body: list[str] = []
     in_group = False
     toc_done = False

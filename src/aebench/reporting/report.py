@@ -239,7 +239,10 @@ def methods_section(inputs: ReportInputs) -> list[Block]:
     columns = reported_columns(inputs.classifier_metrics)
     rows = [[column.header, f"`{column.key}`", METRIC_DOCS.get(column.key, "")] for column in columns]
     listed = {column.key for column in columns}
-    rows += [["", f"`{key}`", text] for key, text in METRIC_DOCS.items() if key not in listed]
+    # A sample-quality metric that failed its validation is not described either (of any sample source).
+    dropped = {c.quality_metric for c in COLUMNS if c.quality_metric is not None and c not in columns}
+    rows += [["", f"`{key}`", text] for key, text in METRIC_DOCS.items()
+             if key not in listed and not (key.startswith("samples.") and key.rsplit(".", 1)[1] in dropped)]
     return [
         Heading("How the numbers were computed", 2),
         Paragraph("Descriptions from `aebench.evaluation.metrics.METRIC_DOCS`, where every key of the metrics files "
