@@ -24,7 +24,7 @@ from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
 from aebench.reporting.compare import against_weight, rate_distortion_plane
 from aebench.reporting.plotting import save_png, theme
 from aebench.reporting.render import render_html, render_markdown
-from aebench.reporting.sweep import PLANE, QUALITY, USAGE, experiments_frame, metrics_frame, read_exp_show, sweep_report
+from aebench.reporting.sweep import QUALITY, USAGE, experiments_frame, metrics_frame, read_exp_show, sweep_report
 from aebench.reporting.sweep_run import log_sweep
 
 

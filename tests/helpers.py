@@ -9,13 +9,9 @@ images, a handful of samples. Tests import what they need:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import copy
-import importlib.util
 import shutil
-import sys
 import tempfile
-from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,7 +26,6 @@ from aebench.common.runtime import seed_everything
 from aebench.data.prepared import PreparedData, save_prepared
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = REPO / "stages"
 SPLIT_SIZES = {"train": 128, "val": 32, "test": 60}
 
 
@@ -143,38 +138,6 @@ def images(count: int, *, seed: int) -> torch.Tensor:
 
 
 # --- stage scripts -----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def stages_on_path() -> Iterator[None]:
-    """A stage script imports its sibling `_bootstrap` first: `python stages/x.py` finds it, an import needs this."""
-    sys.path.insert(0, str(STAGES))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(STAGES))
-
-
-def import_stage(load_stage, name: str):
-    """`load_stage(name)` (tests/conftest.py), with what a stage script needs to import that way.
-
-    Two things the fixture does not do: put stages/ on sys.path (for `_bootstrap`), and register the
-    module in sys.modules while it runs (the `@dataclass` decorator of a module with
-    `from __future__ import annotations` looks its module up there, and fails without it).
-    """
-    original = importlib.util.module_from_spec
-
-    def registered(spec):
-        module = original(spec)
-        sys.modules[spec.name] = module
-        return module
-
-    importlib.util.module_from_spec = registered
-    try:
-        with stages_on_path():
-            return load_stage(name)
-    finally:
-        importlib.util.module_from_spec = original
 
 
 # --- MLflow ------------------------------------------------------------------

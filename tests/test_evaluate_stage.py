@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, import_stage, make_model, seed_store, tiny_raw, write_params, write_prepared_file
+from helpers import REPO, make_model, seed_store, tiny_raw, write_params, write_prepared_file
 
 from aebench.common.config import params_from_dict
 from aebench.common.errors import CheckpointError
@@ -99,7 +99,7 @@ def environment(monkeypatch):
 
 @pytest.fixture(scope="module")
 def stage(load_stage):
-    return import_stage(load_stage, "evaluate")
+    return load_stage("evaluate")
 
 
 @pytest.fixture(scope="module")

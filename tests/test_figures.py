@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import REPO, import_stage, make_model, synthetic_prepared, tiny_raw, write_params
+from helpers import REPO, make_model, synthetic_prepared, tiny_raw, write_params
 from PIL import Image
 
 from aebench.common.config import params_from_dict
@@ -112,7 +112,7 @@ def stage_args(root: Path, out: Path, *selection: str, models: Path | None = Non
 
 @pytest.fixture(scope="module")
 def stage(load_stage):
-    return import_stage(load_stage, "figures")
+    return load_stage("figures")
 
 
 @pytest.fixture(scope="module")

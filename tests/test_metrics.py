@@ -40,7 +40,7 @@ def vae_payload(latent_dim: int = 3) -> dict:
         "latent_dim": latent_dim, "seed": 0,
         "test": {
             "images": 100, "recon_nll": 75.0, "recon_bce": 80.5, "recon_mse": 12.0, "distortion": 81.0,
-            "rate": 20.2, "neg_elbo": 101.2, "nll_iw": 96.3, "iw_samples": 200, "note": None,
+            "rate": 20.2, "neg_elbo": 101.2, "nll_iw": 96.3, "iw_samples": 200, "iw_images": 2000, "note": None,
         },
         "latent": {
             "activity": [1.1, 0.9, 0.001], "au_threshold": 0.01, "active_units": 2,

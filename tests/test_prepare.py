@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import import_stage
+
 
 from aebench.common.errors import ConfigError, DataError
 from aebench.data import official, sources
@@ -96,7 +96,7 @@ def fake(monkeypatch) -> FakeDataset:
 
 @pytest.fixture(scope="module")
 def stage(load_stage):
-    return import_stage(load_stage, "prepare")
+    return load_stage("prepare")
 
 
 def write_params(

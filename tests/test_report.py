@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, import_stage, seed_store, tiny_raw, write_params
+from helpers import REPO, seed_store, tiny_raw, write_params
 from report_inputs import classifier_metrics, data_info, default_activity, history, model, png_bytes, write_model
 from scipy import stats
 from test_render import html_tables, markdown_tables
@@ -237,7 +237,7 @@ def fake_comparison_figures(results, *, context, out_dir):
 
 @pytest.fixture(scope="module")
 def stage(load_stage):
-    return import_stage(load_stage, "report")
+    return load_stage("report")
 
 
 @pytest.fixture(scope="module")

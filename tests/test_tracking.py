@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import import_stage, new_store, seed_store, tiny_config, tiny_raw, write_params, write_prepared_file
+from helpers import new_store, seed_store, tiny_config, tiny_raw, write_params, write_prepared_file
 
 from aebench.common.config import flatten
 from aebench.common.tracking import (
@@ -400,7 +400,7 @@ def test_the_train_stage_logs_to_a_live_tracking_server(server, tmp_path, load_s
     write_prepared_file(root / "data" / "prepared" / "mnist.npz", {"train": 128, "val": 32, "test": 10})
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("AEBENCH_WORKERS", "1")
-    train_stage = import_stage(load_stage, "train")
+    train_stage = load_stage("train")
     train_stage.main([
         "--prepared", str(root / "data" / "prepared"), "--models", str(root / "models"),
         "--history", str(root / "history"), "--resume", str(root / ".cache" / "resume"),

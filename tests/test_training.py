@@ -18,7 +18,6 @@ import torch
 from helpers import (
     REPO,
     images,
-    import_stage,
     make_model,
     seed_store,
     tiny_config,
@@ -351,7 +350,7 @@ def files_under(folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def train_stage(load_stage):
-    return import_stage(load_stage, "train")
+    return load_stage("train")
 
 
 @pytest.fixture(scope="module")

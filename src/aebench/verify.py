@@ -95,9 +95,14 @@ def run(command: list[str], cwd: Path, *, env: dict[str, str] | None = None) -> 
     subprocess.run(command, cwd=cwd, env=env, check=True)
 
 
-def scratch_workspace(workspace: Path, scratch: Path) -> None:
-    """A clone of the committed state, sharing only the verified raw data files (not DVC's cache)."""
+def scratch_workspace(workspace: Path, scratch: Path, lock_name: str) -> None:
+    """A clone of the committed state without its dvc.lock, sharing only the verified raw data files.
+
+    Without the lock (and with an empty DVC cache) every stage of the targets
+    runs, and the new lock records exactly the stages that ran.
+    """
     run(["git", "clone", "--quiet", "--no-hardlinks", str(workspace), str(scratch)], workspace)
+    (scratch / lock_name).unlink()
     raw = workspace / ".cache" / "raw"
     if raw.is_dir():
         (scratch / ".cache").mkdir(exist_ok=True)
@@ -107,7 +112,7 @@ def scratch_workspace(workspace: Path, scratch: Path) -> None:
 def compare(workspace: Path, scratch: Path, lock_name: str, *, partial: bool) -> list[str]:
     """Lines describing every output whose hash differs; empty when all are identical.
 
-    `partial`: the rerun reproduced some targets only, so outputs it did not make are not compared.
+    `partial`: the rerun reproduced some targets only, so the outputs it did not make are not compared.
     """
     committed, rerun = lock_outputs(workspace / lock_name), lock_outputs(scratch / lock_name)
     cache = workspace / ".dvc" / "cache"
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {workspace / args.lock}: no committed dvc.lock to verify against", file=sys.stderr)
         return 2
     try:
-        scratch_workspace(workspace, scratch)
+        scratch_workspace(workspace, scratch, args.lock)
         env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
         dvc = str(Path(sys.executable).parent / "dvc")
         run([dvc, "repro", *args.targets], scratch, env=env)
@@ -176,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    outputs = len(compared) if args.targets else len(lock_outputs(workspace / args.lock))
+    outputs = len(compared)
     if differences:
         print(f"verify: {len([d for d in differences if not d.startswith(' ')])} of {outputs} outputs differ "
               f"from {args.lock}:")

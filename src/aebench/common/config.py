@@ -97,6 +97,7 @@ class ClassifierParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     iw_samples: int = field(metadata=_min(1))
+    iw_images: int = field(metadata=_min(1))
     iw_batch_images: int = field(metadata=_min(1))
     iw_max_rows: int = field(metadata=_min(1))
     au_threshold: float = field(metadata=_min(0))

@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 WORKERS_ENV = "AEBENCH_WORKERS"
+STOP_GRACE_S = 10.0  # a stopped worker has this long to unwind its job (temporaries) before it is killed
 
 
 def worker_count(jobs: int, *, device_type: str) -> int:
@@ -46,6 +47,14 @@ def one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _guarded(task: Callable[[Job], Result], job: Job) -> Result:
+    """Run one job in a worker; a worker told to stop exits instead of taking the pool's next job."""
+    try:
+        return task(job)
+    except KeyboardInterrupt:
+        os._exit(130)  # the job has unwound (its temporaries are gone); nothing else must start
 
 
 def _worker_init() -> None:
@@ -76,7 +85,7 @@ class Jobs(Generic[Job, Result]):
                 max_workers=worker_count(len(self._jobs), device_type=device_type),
                 mp_context=context, initializer=_worker_init,
             )
-            self._futures = {self._pool.submit(task, job): job for job in self._jobs}
+            self._futures = {self._pool.submit(_guarded, task, job): job for job in self._jobs}
 
     def __iter__(self) -> Iterator[tuple[Job, Result]]:
         if self._pool is None:
@@ -95,9 +104,15 @@ class Jobs(Generic[Job, Result]):
         if self._pool is None:
             return
         if error is not None:
-            for future in self._futures:
-                future.cancel()
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                if process.is_alive():  # each unwinds like Ctrl-C before the pool closes
-                    os.kill(process.pid, signal.SIGTERM)
+            # No future is cancelled here: once a worker exits, the pool fails every pending future itself
+            # (and cancelling them first makes its manager thread trip over them).
+            workers = list(getattr(self._pool, "_processes", {}).values())
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()  # SIGTERM: the job unwinds like Ctrl-C, then the worker exits
+            for worker in workers:
+                worker.join(STOP_GRACE_S)
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join()
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -15,7 +15,6 @@ dtype and range, and draws its randomness from the `generator` it is given.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 

@@ -113,11 +113,12 @@ METRICS: dict[str, Metric] = {
         "over pixels", unit="squared pixel error/image", minimum=0,
     ),
     "test.distortion": Metric(
-        kind="float", doc="distortion D = E_q[-log p(x|z)], Monte Carlo over the iw_samples draws from q "
-        "(Alemi et al. 2018)", unit=NATS, null_when_deterministic=True,
+        kind="float", doc="distortion D = E_q[-log p(x|z)], Monte Carlo over the iw_samples draws from q, on the "
+        "first iw_images test images (Alemi et al. 2018)", unit=NATS, null_when_deterministic=True,
     ),
     "test.rate": Metric(
-        kind="float", doc="rate R = KL(q(z|x) || N(0, I)), exact, averaged over test images; -ELBO = D + R",
+        kind="float", doc="rate R = KL(q(z|x) || N(0, I)), exact, averaged over the first iw_images test images; "
+        "-ELBO = D + R",
         unit=NATS, null_when_deterministic=True, minimum=0,
     ),
     "test.neg_elbo": Metric(
@@ -126,12 +127,17 @@ METRICS: dict[str, Metric] = {
     ),
     "test.nll_iw": Metric(
         kind="float", doc="importance-weighted estimate of -log p(x) with iw_samples samples from q (Burda et al. "
-        "2015): an upper bound on the NLL in expectation, tighter as iw_samples grows", unit=NATS,
+        "2015), on the first iw_images test images: an upper bound on the NLL in expectation, tighter as "
+        "iw_samples grows", unit=NATS,
         null_when_deterministic=True,
     ),
     "test.iw_samples": Metric(
         kind="int", doc="K, samples per image for distortion, neg_elbo and nll_iw (evaluate.iw_samples)",
         unit="samples", minimum=1,
+    ),
+    "test.iw_images": Metric(
+        kind="int", doc="test images of distortion, rate, neg_elbo and nll_iw (evaluate.iw_images, at most all)",
+        unit="images", minimum=1,
     ),
     "test.note": Metric(kind="str", doc="why some numbers are null (a deterministic code), else null", nullable=True),
     "latent.activity": Metric(
@@ -183,7 +189,8 @@ METRICS: dict[str, Metric] = {
         minimum=0,
     ),
     "probe.method": Metric(
-        kind="str", doc="the linear probe: logistic regression on standardized train-split posterior means"
+        kind="str", doc="the linear probe: logistic regression on the standardized posterior means of the first "
+        "10 000 train-split images"
     ),
     "probe.accuracy": Metric(
         kind="float", doc="test accuracy of the probe on test-split posterior means", unit="fraction", minimum=0,

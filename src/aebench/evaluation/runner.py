@@ -45,7 +45,8 @@ from aebench.evaluation.sample_quality import Reference, judge_samples, prior_co
 from aebench.evaluation.usage import decoder_usage, effective_dimensions, usage_shares, used_units
 
 ENCODE_BATCH = 1000  # images per deterministic encoder/decoder pass: a few MB, fast on CPU and GPU
-EXPOST_FIT_IMAGES = 10_000  # training means a density is fitted on: EM on all 55 000 x 30 takes ~10x longer
+EXPOST_FIT_IMAGES = 5_000  # training means a density is fitted on: EM on all 55 000 x 30 takes ~10x longer
+PROBE_TRAIN_IMAGES = 10_000  # the probe's training means: L-BFGS on all 55 000 costs ~5x more for < 1 point
 FIGURE_SAMPLES = 64  # ex-post codes kept for the figures' sample grids (at most samples_grid^2 are drawn)
 
 
@@ -83,12 +84,13 @@ def evaluate_replicate(
         "recon_mse": float(posterior.recon_mse.mean()),
         "distortion": None, "rate": None, "neg_elbo": None, "nll_iw": None,
         "iw_samples": settings.iw_samples,
+        "iw_images": min(settings.iw_images, len(targets)),
         "note": None if model.stochastic else DETERMINISTIC_NOTE,
     }
     kl_dims = None
     if model.stochastic:
         estimates = estimate_likelihood(
-            model, targets, samples=settings.iw_samples, batch_images=settings.iw_batch_images,
+            model, targets[: settings.iw_images], samples=settings.iw_samples, batch_images=settings.iw_batch_images,
             max_rows=settings.iw_max_rows, generator=generator(seed, "importance-sampling", device), device=device,
         )
         kl_dims = kl_per_dim(posterior.mu, posterior.logvar)
@@ -96,13 +98,14 @@ def evaluate_replicate(
             distortion=float(estimates.expected_nll.mean()), rate=float(estimates.kl.mean()),
             neg_elbo=float(estimates.neg_elbo.mean()), nll_iw=float(estimates.nll_iw.mean()),
         )
-        log(f"IW estimate: K={settings.iw_samples} over {len(targets)} images")
+        log(f"IW estimate: K={settings.iw_samples} over {test['iw_images']} images")
 
     train_images, train_labels = data.split("train")
     train_means = posterior_means(
         model, fixed_targets(train_images, binarize, seed=seed, split="train"), batch_size=ENCODE_BATCH, device=device
     )
-    probe = linear_probe(train_means.numpy(), train_labels.numpy(), posterior.mu.numpy(), test_labels.numpy())
+    probe = linear_probe(train_means[:PROBE_TRAIN_IMAGES].numpy(), train_labels[:PROBE_TRAIN_IMAGES].numpy(),
+                         posterior.mu.numpy(), test_labels.numpy())
     usage_codes = posterior.mu[: settings.usage_images]
     usage = decoder_usage(lambda z: model.decode_images(z.to(device)).cpu(), usage_codes,
                           generator=generator(seed, "usage"))

@@ -33,7 +33,7 @@ from aebench.reporting.statistics import summarize
 PLANE = ("test.rate", "test.distortion")
 USAGE = ("latent.active_units", "latent.used_units", "latent.effective_dims")
 QUALITY = ("test.nll_iw", "probe.accuracy")
-SCALARS = tuple(key for key, metric in METRICS.items() if metric.kind in ("int", "float"))
+SCALARS = tuple(key for key, metric in METRICS.items() if metric.kind in ("int", "float") and "." in key)
 
 
 def point_weights(variant: dict[str, Any]) -> tuple[float, float]:
@@ -48,9 +48,18 @@ def _row(variant_name: str, variant: dict[str, Any], metrics: dict[str, Any]) ->
     row: dict[str, Any] = {"point": variant_name, "beta": beta, "gamma": gamma, "seed": int(metrics["seed"]),
                            "latent_dim": int(metrics["latent_dim"]), "dataset": metrics["dataset"]}
     for key in SCALARS:
-        value = lookup(metrics, key)
+        value = _scalar(metrics, key)
         row[key] = math.nan if value is None else float(value)
     return row
+
+
+def _scalar(metrics: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key, None when absent: `dvc exp show` leaves out null values (an
+    undefined rate, a latent without manifold metrics), where a metrics file holds null."""
+    try:
+        return lookup(metrics, key)
+    except (KeyError, TypeError):
+        return None
 
 
 def metrics_frame(params, metrics_root: Path) -> pd.DataFrame:
@@ -75,10 +84,12 @@ def experiments_frame(exp_show: list[dict[str, Any]], *, params_file: str, metri
     newest wins.
     """
     rows: dict[tuple[str, int, int, str], dict[str, Any]] = {}
+    stamps: dict[tuple[str, int, int, str], str] = {}
     for entry in exp_show:
         for experiment in entry.get("experiments") or []:
             for revision in experiment.get("revs") or []:
                 data = revision.get("data") or {}
+                stamp = data.get("timestamp") or ""  # ISO 8601: compares as text; DVC lists newest first
                 variants = ((data.get("params") or {}).get(params_file) or {}).get("data", {}).get("variants", {})
                 for path, content in (data.get("metrics") or {}).items():
                     if not path.startswith(metrics_root.rstrip("/") + "/") or SEED_PREFIX not in Path(path).name:
@@ -87,7 +98,9 @@ def experiments_frame(exp_show: list[dict[str, Any]], *, params_file: str, metri
                     if not metrics or metrics.get("variant") not in variants:
                         continue
                     row = _row(metrics["variant"], variants[metrics["variant"]], metrics)
-                    rows[(row["point"], row["seed"], row["latent_dim"], row["dataset"])] = row
+                    key = (row["point"], row["seed"], row["latent_dim"], row["dataset"])
+                    if key not in rows or stamp > stamps[key]:  # the newest wins, whatever the listing order
+                        rows[key], stamps[key] = row, stamp
     return pd.DataFrame(list(rows.values()))
 
 
