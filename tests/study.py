@@ -174,5 +174,6 @@ def run_in_process(root: Path, *targets: str, env: dict[str, str] | None = None)
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    dvc("commit", "--force", *targets, cwd=root)
+    # --with-deps: stages of another dvc.yaml that the targets read (prepare, classifier) are locked too
+    dvc("commit", "--force", "--with-deps", *targets, cwd=root)
     return names

@@ -177,7 +177,7 @@ METRICS: dict[str, Metric] = {
     ),
     "latent.knn_accuracy": Metric(
         kind="float", doc="test accuracy of a k-NN classifier (evaluate.knn_k neighbours, standardised means) "
-        "fitted on the training means: how well the latent keeps same-label images together",
+        "fitted on the first 10 000 training means (as the probe): how well the latent keeps same-label images together",
         unit="fraction", minimum=0, maximum=1,
     ),
     "aggregate.mean_norm": Metric(
