@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aebench.evaluation.precision_recall import knn_radii, precision_recall
+from aebench.evaluation.precision_recall import knn_radii, knn_squared_radii, precision_recall
 
 
 def brute_force(real: np.ndarray, generated: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
@@ -117,6 +117,19 @@ def test_is_deterministic_and_accepts_float32():
     first = precision_recall(real, generated, batch=64)
     assert precision_recall(real, generated, batch=64) == first
     assert precision_recall(real.astype(np.float64), generated.astype(np.float64)) == first
+
+
+def test_real_balls_computed_once_give_the_same_answer_and_must_fit_the_real_set():
+    rng = np.random.default_rng(1)
+    real, near, far = rng.normal(size=(200, 8)), rng.normal(size=(150, 8)), rng.normal(size=(150, 8)) + 3.0
+    balls = knn_squared_radii(real, k=3)
+    np.testing.assert_array_equal(np.sqrt(balls), knn_radii(real, k=3))
+    for generated in (near, far):  # a near set and a far one: the same balls, each its own answer
+        assert precision_recall(real, generated, k=3, real_sq_radii=balls) == precision_recall(real, generated, k=3)
+    assert precision_recall(real, far, k=3, real_sq_radii=balls).precision < precision_recall(
+        real, near, k=3, real_sq_radii=balls).precision
+    with pytest.raises(ValueError, match=r"real_sq_radii: need one radius per real feature \(200\)"):
+        precision_recall(real, near, k=3, real_sq_radii=balls[:-1])
 
 
 @pytest.mark.parametrize("k", [0, -1, 2.0, True])

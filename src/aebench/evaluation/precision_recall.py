@@ -116,6 +116,15 @@ def knn_radii(features: np.ndarray, *, k: int, batch: int = DEFAULT_BATCH) -> np
     return np.sqrt(_knn_sq_radii(features, k=k, batch=batch))
 
 
+def knn_squared_radii(features: np.ndarray, *, k: int, batch: int = DEFAULT_BATCH) -> np.ndarray:
+    """`knn_radii` squared, exactly as `precision_recall` uses them: computed once, they can be passed
+    to it as `real_sq_radii` for every set of samples judged against the same real features."""
+    features = _checked_features(features, "features")
+    _check_k(k, len(features), "features")
+    _check_batch(batch)
+    return _knn_sq_radii(features, k=k, batch=batch)
+
+
 def _knn_sq_radii(features: np.ndarray, *, k: int, batch: int) -> np.ndarray:
     count, dim = features.shape
     centred = features - features.mean(axis=0)
@@ -165,9 +174,14 @@ def _covered(distances: np.ndarray, sq_radii: np.ndarray, *, slack: float, measu
 
 
 def precision_recall(
-    real: np.ndarray, generated: np.ndarray, *, k: int = DEFAULT_K, batch: int = DEFAULT_BATCH
+    real: np.ndarray, generated: np.ndarray, *, k: int = DEFAULT_K, batch: int = DEFAULT_BATCH,
+    real_sq_radii: np.ndarray | None = None,
 ) -> PrecisionRecall:
-    """Improved precision and recall of `generated` (M, F) against `real` (N, F) features."""
+    """Improved precision and recall of `generated` (M, F) against `real` (N, F) features.
+
+    real_sq_radii: `knn_squared_radii(real, k=k)` when it is already known (the real balls do not
+    depend on the samples); computed here otherwise.
+    """
     real = _checked_features(real, "real")
     generated = _checked_features(generated, "generated")
     if real.shape[1] != generated.shape[1]:
@@ -175,7 +189,10 @@ def precision_recall(
     _check_k(k, len(real), "real")
     _check_k(k, len(generated), "generated")
     _check_batch(batch)
-    real_sq_radii = _knn_sq_radii(real, k=k, batch=batch)  # (N,)
+    if real_sq_radii is None:
+        real_sq_radii = _knn_sq_radii(real, k=k, batch=batch)  # (N,)
+    elif np.shape(real_sq_radii) != (len(real),):
+        raise ValueError(f"real_sq_radii: need one radius per real feature ({len(real)}), got {np.shape(real_sq_radii)}")
     generated_sq_radii = _knn_sq_radii(generated, k=k, batch=batch)  # (M,)
 
     mean = real.mean(axis=0)

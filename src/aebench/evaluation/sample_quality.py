@@ -18,7 +18,7 @@ quotes only those that do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ import torch
 from aebench.evaluation.classifier import CLASSES, SampleClassifier, classify
 from aebench.evaluation.frechet import feature_frechet_distance
 from aebench.evaluation.geometry import normalised_class_entropy, top_class_share
-from aebench.evaluation.precision_recall import precision_recall
+from aebench.evaluation.precision_recall import knn_squared_radii, precision_recall
 
 
 @torch.inference_mode()
@@ -41,6 +41,14 @@ class Reference:
 
     features: np.ndarray  # (M, F) float64
     mean_confidence: float
+    _radii: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def squared_radii(self, *, k: int, images: int) -> np.ndarray:
+        """The k-NN balls of the first `images` real features (squared radii), computed once: every
+        sample source of a model, and every model of a job, is judged against the same balls."""
+        if (k, images) not in self._radii:
+            self._radii[(k, images)] = knn_squared_radii(self.features[:images], k=k)
+        return self._radii[(k, images)]
 
 
 def reference(classifier: SampleClassifier, images: torch.Tensor, *, device: torch.device | str = "cpu") -> Reference:
@@ -64,7 +72,8 @@ def judge_samples(
     histogram = torch.bincount(probabilities.argmax(-1), minlength=CLASSES).tolist()
     features = features.double().numpy()
     fidelity = precision_recall(
-        real.features[:precision_recall_images], features[:precision_recall_images], k=precision_recall_k
+        real.features[:precision_recall_images], features[:precision_recall_images], k=precision_recall_k,
+        real_sq_radii=real.squared_radii(k=precision_recall_k, images=precision_recall_images),
     )
     return {
         "count": len(samples),
