@@ -7,7 +7,7 @@ evaluate stage runs) over the test images, for each checkpoint and each K:
     python benchmarks/iw_speed.py --checkpoint models/mnist/vae/latent-30/seed-0.pt --data data/prepared/mnist.npz --samples 1000
 
 Without `--checkpoint` it times untrained VAEs built from params.yaml (the
-default MLP [512, 256], latent sizes from `--latent-dims`, default 30):
+default MLP [256, 128], latent sizes from `--latent-dims`, default 30):
 the decoder's cost does not depend on its weights. Without `--data` it uses
 random binary images. Target on a 2-core machine: K = 1000 over the 10 000
 test images of one MLP model in under 2 minutes.

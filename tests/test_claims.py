@@ -80,8 +80,15 @@ def test_emae_samples_holds_when_the_emae_draws_mostly_zeros_and_the_vae_every_c
 
 def test_emae_samples_numbers_state_the_share_and_the_top_class_of_each_seed():
     outcome = emae_samples(samples_study([MOSTLY_ZERO, MOSTLY_ZERO, MOSTLY_ONE], [UNIFORM] * 3))
-    assert outcome.numbers == ("EM-AE-4 top-class share 91.0 ± 0.0 (n = 3) %, top class per seed '0', '0', '1'; "
+    assert outcome.numbers == ("EM-AE part: inconclusive; VAE part: holds. "
+                               "EM-AE-4 top-class share 91.0 ± 0.0 (n = 3) %, top class per seed '0', '0', '1'; "
                                "VAE-4 class entropy 1.000 ± 0.000 (n = 3)")
+
+
+def test_emae_samples_names_the_half_that_fails():
+    # The emae profile's outcome: the EM-AE draws zeros as the article says, the VAE's samples are not varied.
+    outcome = emae_samples(samples_study([MOSTLY_ZERO] * 3, [MOSTLY_ONE] * 3))
+    assert (outcome.verdict, outcome.numbers.split(". ")[0]) == (FAILS, "EM-AE part: holds; VAE part: does not hold")
 
 
 # --- emae-split: a gap of decades against a spread ---------------------------------------------
@@ -97,8 +104,11 @@ def test_emae_split_holds_for_a_vae_that_switches_dimensions_off_and_an_emae_tha
     assert outcome.verdict == verdict
     assert outcome.figure == COMPARE / "mnist-emae_mu_lines.png"
     if verdict == HOLDS:
-        assert outcome.numbers.startswith("VAE-4: dims below 1% of the largest A_u 2.0 ± 0.0 (n = 3), largest gap ")
+        assert outcome.numbers.startswith("VAE part: holds; EM-AE part: holds. "
+                                          "VAE-4: dims below 1% of the largest A_u 2.0 ± 0.0 (n = 3), largest gap ")
         assert "EM-AE-4: 0.0 ± 0.0 (n = 3) dims" in outcome.numbers
+    else:  # both halves reversed: each part says so
+        assert outcome.numbers.startswith("VAE part: does not hold; EM-AE part: does not hold. ")
 
 
 # --- the 2-D AE against the 2-D VAE: separation ------------------------------------------------

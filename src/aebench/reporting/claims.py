@@ -98,6 +98,11 @@ def _combined(*verdicts: str) -> str:
     return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
 
 
+def _parts(**verdicts: str) -> str:
+    """Each part's own verdict, so a claim that fails on one half says which half: "EM-AE part: holds; ..."."""
+    return "; ".join(f"{name.replace('_', '-')} part: {verdict}" for name, verdict in verdicts.items()) + ". "
+
+
 def _directional(low: Sequence[float], high: Sequence[float]) -> tuple[str, str]:
     """Verdict on "high exceeds low" from the paired difference high - low; and its interval text."""
     difference = paired_difference(low, high)
@@ -138,7 +143,7 @@ def emae_samples(setup: Setup) -> Outcome:
     varied = _all_or_none([e > 0.9 for e in vae.values("samples.prior.class_entropy")])
     verdict = _combined(mostly_zero, varied)
     tops = ", ".join(f"'{names[t]}'" for t in top)
-    numbers = (f"{_label(emae)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
+    numbers = (_parts(EM_AE=mostly_zero, VAE=varied) + f"{_label(emae)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
                f"{_label(vae)} class entropy {_spread(vae.values('samples.prior.class_entropy'))}")
     return Outcome(verdict, numbers, setup.model_figure(emae, "samples"))
 
@@ -151,7 +156,7 @@ def emae_split(setup: Setup) -> Outcome:
     emae_splits = [activity_split(r.latent.activity) for r in emae.replicates]
     vae_splits_dims = _all_or_none([s.low_dims >= 1 and s.largest_log_gap >= 1.0 for s in vae_splits])
     emae_spreads = _all_or_none([s.low_dims == 0 and s.largest_log_gap < 1.0 for s in emae_splits])
-    numbers = (f"{_label(vae)}: dims below 1% of the largest A_u {_spread([s.low_dims for s in vae_splits], 1)}, "
+    numbers = (_parts(VAE=vae_splits_dims, EM_AE=emae_spreads) + f"{_label(vae)}: dims below 1% of the largest A_u {_spread([s.low_dims for s in vae_splits], 1)}, "
                f"largest gap {_spread([s.largest_log_gap for s in vae_splits], 2)} decades; "
                f"{_label(emae)}: {_spread([s.low_dims for s in emae_splits], 1)} dims, "
                f"gap {_spread([s.largest_log_gap for s in emae_splits], 2)} decades")
@@ -265,7 +270,7 @@ def claims(*, real_confidence: dict[str, float]) -> tuple[Claim, ...]:
     return (
         Claim("emae-samples", "emae", "Samples from N(0, I) are varied digits for the VAE, mostly '0' for the EM-AE.",
               "EM-AE: the most frequent class of its N(0, I) samples is '0' and holds > 50% of them; VAE: "
-              "normalised class entropy > 0.9 (classifier labels of 10 000 samples)", emae_samples),
+              "normalised class entropy > 0.9 (classifier labels of the evaluate.sample_count samples)", emae_samples),
         Claim("emae-split", "emae", "The VAE's mu dimensions split into feature-carrying ones and ones that stay "
               "near 0; the EM-AE spreads a little activity over all 30.",
               "VAE: >= 1 dimension with A_u below 1% of the largest and a gap of >= 1 decade in the sorted log "
