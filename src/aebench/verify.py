@@ -116,11 +116,17 @@ def compare(workspace: Path, scratch: Path, lock_name: str, *, partial: bool) ->
     """
     committed, rerun = lock_outputs(workspace / lock_name), lock_outputs(scratch / lock_name)
     cache = workspace / ".dvc" / "cache"
+    rerun_stages = {output.stage for output in rerun.values()}
     lines = []
     for path, output in committed.items():
         again = rerun.get(path)
         if again is None:
-            if not partial:
+            if partial:
+                continue
+            if output.stage not in rerun_stages:  # DVC keeps a lock entry after its stage leaves dvc.yaml
+                lines.append(f"{path}: its stage {output.stage} is in {lock_name} but not in the pipeline "
+                             "(a stale entry: delete it from the lock)")
+            else:
                 lines.append(f"{path}: not produced by the rerun")
             continue
         if again.md5 == output.md5:
