@@ -29,12 +29,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from aebench.common.config import read_yaml
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "replicate" / "profiles"
-
-
-def read_yaml(path: Path) -> dict:
-    return YAML(typ="safe", pure=True).load(path.read_text())
 
 
 def write_yaml(path: Path, data: dict) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from report_inputs import nest
 
 from aebench.common.config import params_from_dict, read_yaml
 from aebench.common.layout import ModelKey
@@ -40,18 +41,6 @@ SEEDS = (0, 1)
 QUALITY = frozenset({"precision", "recall", "frechet_distance", "mean_confidence"})
 LABELS = {"ae": "AE", "vae": "VAE", "emae": "EM-AE"}
 MU_IMAGES = 12
-
-
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """{"test.rate": 1} -> {"test": {"rate": 1}}: metrics files are nested by the parts of the dotted keys."""
-    tree: dict[str, Any] = {}
-    for key, value in flat.items():
-        node = tree
-        *sections, leaf = key.split(".")
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[leaf] = value
-    return tree
 
 
 def activity_of(variant: str, dims: int, rng: np.random.Generator) -> np.ndarray:
