@@ -110,7 +110,10 @@ def knn_radii(features: np.ndarray, *, k: int, batch: int = DEFAULT_BATCH) -> np
     Other by index, so duplicates are neighbours at distance 0; ties count once each
     (the k-th smallest of the N - 1 distances, as a sort would give it).
     """
-    return np.sqrt(knn_squared_radii(features, k=k, batch=batch))
+    features = _checked_features(features, "features")
+    _check_k(k, len(features), "features")
+    _check_batch(batch)
+    return np.sqrt(_knn_sq_radii(features, k=k, batch=batch))
 
 
 def knn_squared_radii(features: np.ndarray, *, k: int, batch: int = DEFAULT_BATCH) -> np.ndarray:
