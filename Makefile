@@ -76,6 +76,8 @@ study: install data-sources
 verify: install data-sources
 	$(BIN)/python -m aebench.verify --workspace .
 
+# On 2 CPU cores the four MLP profiles take about 2 h and emae's 50 epochs about 5.7 h:
+# set train.epochs in replicate/profiles/emae.yaml to run it shorter (README, "What the profiles cost").
 replicate: install data-sources
 	$(BIN)/dvc repro replicate/dvc.yaml
 	@echo
