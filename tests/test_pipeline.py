@@ -100,6 +100,24 @@ def test_every_stage_lists_exactly_the_library_files_it_imports():
             assert script in stage["deps"] and "stages/_bootstrap.py" in stage["deps"]
 
 
+def test_the_generated_deps_are_the_committed_ones(tmp_path):
+    """`python -m aebench.common.imports --write` is how deps are kept: it must leave the files as they are."""
+    from aebench.common.imports import stale_pipelines
+
+    assert stale_pipelines(REPO, write=False) == [], "run `python -m aebench.common.imports --write`"
+
+
+def test_writing_the_deps_restores_a_removed_entry_and_drops_a_stale_one(tmp_path):
+    from aebench.common.imports import with_generated_deps
+
+    text = (REPO / "dvc.yaml").read_text()
+    broken = text.replace("        - src/aebench/data/idx.py\n", "", 1).replace(
+        "      - src/aebench/training/trainer.py\n", "      - src/aebench/training/trainer.py\n      - src/aebench/gone.py\n", 1
+    )
+    assert broken.count("\n") == text.count("\n") and broken != text
+    assert with_generated_deps(broken, REPO) == text
+
+
 def read_stages(pipeline: Path) -> dict:
     from aebench.common.config import read_yaml
 
