@@ -21,6 +21,7 @@ from aebench.common.config import load_params
 from aebench.common.files import check_writable, write_json
 from aebench.common.runinfo import write_runinfo
 from aebench.common.runtime import generator, resolve_device, seed_everything
+from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.data.official import dataset_spec
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import TARGET_ACCURACY, accuracy, save_classifier, train_classifier
@@ -29,13 +30,17 @@ from aebench.evaluation.sample_quality import reference, validate_sample_metrics
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="mnist or fashion_mnist")
+    add_item_argument(parser)
+    parser.add_argument("--dataset", help="mnist or fashion_mnist (or --item dataset under dvc repro)")
     parser.add_argument("--data", type=Path, required=True, help="prepared .npz of the dataset")
     parser.add_argument("--out", type=Path, required=True, help="classifier weights to write (.pt)")
     parser.add_argument("--metrics", type=Path, required=True, help="its metrics JSON to write")
     parser.add_argument("--runinfo", type=Path, required=True, help="root folder of run-info records (not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    return parser.parse_args(argv)
+    args = resolve_item(parser.parse_args(argv))
+    if args.dataset is None:
+        parser.error("--dataset is required (or --item dataset under dvc repro)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ from aebench.common.files import check_writable, workspace_of
 from aebench.common.layout import Replicate, selected_keys
 from aebench.common.parallel import Jobs
 from aebench.common.runinfo import write_runinfo
+from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
 from aebench.evaluation.tracking import log_evaluation, training_run_id
@@ -37,6 +38,7 @@ from aebench.models.checkpoint import check_checkpoint_config, load_model
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_item_argument(parser)
     parser.add_argument("--dataset", help="evaluate this dataset only (default: every dataset of params)")
     parser.add_argument("--variant", help="evaluate this variant only (default: every variant of params)")
     parser.add_argument("--latent-dim", type=int, help="evaluate this latent size only (default: every one)")
@@ -47,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latent", type=Path, required=True, help="root folder of the latent arrays to write")
     parser.add_argument("--runinfo", type=Path, required=True, help="root folder of run-info records (not hashed)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    return parser.parse_args(argv)
+    return resolve_item(parser.parse_args(argv))
 
 
 @dataclass(frozen=True)

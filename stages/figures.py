@@ -24,6 +24,7 @@ from aebench.common.config import load_params
 from aebench.common.files import atomic_path, check_writable
 from aebench.common.layout import ModelKey, selected_keys
 from aebench.common.parallel import one_thread
+from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import load_prepared
 from aebench.models.checkpoint import load_model
@@ -39,6 +40,7 @@ from aebench.reporting.results import Roots, load_results
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_item_argument(parser)
     parser.add_argument("--dataset", help="draw this dataset only (default: every dataset of params)")
     parser.add_argument("--variant", help="draw this variant only (default: every variant of params)")
     parser.add_argument("--latent-dim", type=int, help="draw this latent size only (default: every one)")
@@ -49,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latent", type=Path, required=True, help="root folder of the latent arrays")
     parser.add_argument("--out", type=Path, required=True, help="root folder of the PNGs to write")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    return parser.parse_args(argv)
+    return resolve_item(parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> None:

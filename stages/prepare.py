@@ -18,6 +18,7 @@ from aebench.common.cli import run_stage
 from aebench.common.config import load_params
 from aebench.common.files import check_writable
 from aebench.common.runinfo import write_runinfo
+from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.data.official import dataset_spec
 from aebench.data.sources import obtain_dataset, source_request
 from aebench.data.splits import data_info, prepare_splits, write_prepared
@@ -25,13 +26,17 @@ from aebench.data.splits import data_info, prepare_splits, write_prepared
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, help="mnist or fashion_mnist")
+    add_item_argument(parser)
+    parser.add_argument("--dataset", help="mnist or fashion_mnist (or --item dataset under dvc repro)")
     parser.add_argument("--cache", required=True, type=Path, help="folder of verified raw files from earlier runs")
     parser.add_argument("--out", required=True, type=Path, help="the prepared .npz to write")
     parser.add_argument("--info", required=True, type=Path, help="the info .json to write")
     parser.add_argument("--runinfo", required=True, type=Path, help="root folder of run-info records (not hashed)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
-    return parser.parse_args(argv)
+    args = resolve_item(parser.parse_args(argv))
+    if args.dataset is None:
+        parser.error("--dataset is required (or --item dataset under dvc repro)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

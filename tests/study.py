@@ -153,7 +153,7 @@ def run_in_process(root: Path, *targets: str, env: dict[str, str] | None = None)
     (AEBENCH_WORKERS=1), as they would on a GPU.
     """
     names: list[str] = []
-    saved = {key: os.environ.get(key) for key in ("AEBENCH_WORKERS", "MLFLOW_TRACKING_URI", "AEBENCH_DATA_DIR")}
+    saved = {key: os.environ.get(key) for key in ("AEBENCH_WORKERS", "MLFLOW_TRACKING_URI", "AEBENCH_DATA_DIR", "DVC_STAGE")}
     os.environ["AEBENCH_WORKERS"] = "1"
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.pop("AEBENCH_DATA_DIR", None)
@@ -165,6 +165,7 @@ def run_in_process(root: Path, *targets: str, env: dict[str, str] | None = None)
                     continue
                 program, script, *argv = shlex.split(command)
                 assert program == "python" and script.startswith("stages/"), f"{name}: unexpected command {command}"
+                os.environ["DVC_STAGE"] = name  # as dvc repro sets it: stages read their item from it
                 with working_directory(folder):
                     stage_module(Path(script).stem).main(argv)
                 names.append(name)

@@ -187,9 +187,12 @@ def test_weights_are_floats_and_keep_their_order():
 @pytest.mark.parametrize(
     ("variants", "expected"),
     [
-        ({"VAE": {"objective": "kl_split"}}, "variants.VAE: a variant name must be lowercase letters, digits and _"),
-        ({"2vae": {"objective": "kl_split"}}, "variants.2vae: a variant name must be lowercase"),
-        ({"beta-vae": {"objective": "kl_split"}}, "variants.beta-vae: a variant name must be lowercase"),
+        ({"VAE": {"objective": "kl_split"}}, "variants: 'VAE' is not a variant name: lowercase letters, digits and _"),
+        ({"2vae": {"objective": "kl_split"}}, "variants: '2vae' is not a variant name"),
+        ({"beta-vae": {"objective": "kl_split"}}, "variants: 'beta-vae' is not a variant name"),
+        # `^...$` with re.match let a trailing newline through; the whole name must match
+        ({"ab\n": {"objective": "kl_split"}}, "variants: 'ab\\n' is not a variant name"),
+        ({"x;touch INJECTED;#": {"objective": "kl_split"}}, "variants: 'x;touch INJECTED;#' is not a variant name"),
         ({"vae": {"beta": 1.0}}, "variants.vae.objective: missing"),
         ({"vae": {"objective": 3}}, "variants.vae.objective: expected str, got 3"),
         ({"vae": "kl_split"}, "variants.vae: expected a mapping with `objective` and its weights, got 'kl_split'"),

@@ -33,7 +33,7 @@ from aebench.common.errors import ConfigError
 
 DatasetName = Literal["mnist", "fashion_mnist"]
 # A variant's name becomes part of stage names and file paths (`train@mnist-vae-30`, `vae-30/`).
-VARIANT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")  # matched whole (fullmatch): `$` would let "ab\n" through
 
 
 def _min(bound: float, *, strict: bool = False, allow_empty: bool = False, unique: bool = True) -> dict:
@@ -226,8 +226,8 @@ def _build_variants(raw: Any, key: str) -> dict[str, Variant]:
     variants = {}
     for name, entry in raw.items():
         where = f"{key}.{name}"
-        if not isinstance(name, str) or not VARIANT_NAME.match(name):
-            raise ConfigError(f"{where}: a variant name must be lowercase letters, digits and _ (it names files)")
+        if not isinstance(name, str) or not VARIANT_NAME.fullmatch(name):
+            raise ConfigError(f"{key}: {name!r} is not a variant name: lowercase letters, digits and _ (it names files)")
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: expected a mapping with `objective` and its weights, got {_shown(entry)}")
         if "objective" not in entry:
