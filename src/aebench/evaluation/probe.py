@@ -3,7 +3,7 @@
 A multinomial logistic regression (scikit-learn, L-BFGS, default L2 strength)
 on standardized train-split means, scored on the test-split means. Linear on
 purpose: it asks whether the classes are laid out separably in the latent
-space (the clusters of seeds 001/002), not whether a flexible classifier can
+space (the label-coloured clusters that ae-vs-vae-2d and vae-explained draw), not whether a flexible classifier can
 undo any warping. Standardizing makes the AE's unbounded codes and the VAE's
 unit-scale means equally easy for the solver.
 """
