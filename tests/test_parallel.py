@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import failing_task, train_steps_task
+from helpers import failing_task, threads_task, train_steps_task
 
 from aebench.common.parallel import THREAD_VARIABLES, WORKERS_ENV, Jobs, worker_count
 
@@ -163,3 +165,38 @@ def test_a_failed_job_stops_the_idle_workers_without_a_traceback(tmp_path):
     assert stage.returncode == 1
     lines = [line for line in stderr.splitlines() if line != "job 0 done"]
     assert lines == ["error: job 1 failed"]
+
+
+def test_every_library_in_a_worker_computes_with_one_thread(monkeypatch):
+    for name in THREAD_VARIABLES:  # the pool must hold them itself, not inherit them
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    with Jobs(threads_task, [0, 1], device_type="cpu") as jobs:
+        pools = [pool for _, (_, job_pools, _) in jobs for pool in job_pools]
+    libraries = {Path(library).name.split("-")[0].split(".")[0] for library, _ in pools}
+    assert {"libscipy_openblas64_", "libscipy_openblas", "libgomp"} <= libraries  # numpy's, scipy's BLAS, OpenMP
+    assert [library for library, threads in pools if threads != 1] == []
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores")
+def test_a_jobs_bytes_do_not_depend_on_the_machines_core_count(tmp_path):
+    # One core: the jobs run in the stage's process; two: in a pool of two workers.
+    script = (
+        "import json, os, sys; sys.path.insert(0, sys.argv[1])\n"
+        "from helpers import threads_task\n"
+        "from aebench.common.parallel import Jobs\n"
+        "with Jobs(threads_task, [0, 1], device_type='cpu') as jobs:\n"
+        "    done = {seed: (pid != os.getpid(), data.hex()) for seed, (pid, _, data) in jobs}\n"
+        "print(json.dumps(done))\n"
+    )
+    env = {name: value for name, value in os.environ.items() if name not in (*THREAD_VARIABLES, WORKERS_ENV)}
+    runs = {}
+    for cores in ("0", "0,1"):
+        done = subprocess.run(["taskset", "-c", cores, sys.executable, "-c", script, str(Path(__file__).parent)],
+                              env=env, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=300)
+        runs[cores] = json.loads(done.stdout)
+    assert [in_worker for in_worker, _ in runs["0"].values()] == [False, False]
+    assert [in_worker for in_worker, _ in runs["0,1"].values()] == [True, True]
+    assert runs["0"]["0"][1] != runs["0"]["1"][1]  # two seeds, two results: the comparison can fail
+    for seed in ("0", "1"):
+        assert runs["0"][seed][1] == runs["0,1"][seed][1], f"seed {seed}"
