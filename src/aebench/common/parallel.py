@@ -234,8 +234,10 @@ class Jobs(Generic[Job, Result]):
         worker = min(dead, key=lambda worker: (worker.exitcode == STOPPED_EXIT, worker.exitcode >= 0))
         unfinished = [index for future, index in self._futures.items() if future.done() and future.exception()]
         running = [index for index in unfinished if self._started[index] == worker.pid]
-        what = f"job {self._name(self._jobs[max(running)])}" if running else "an idle worker"
-        return WorkerLost(f"{what}: its worker process (pid {worker.pid}) {_death(worker.exitcode)}; the stage stopped")
+        what = "an idle worker process"
+        if running:  # the one it took last: it had finished the others
+            what = f"job {self._name(self._jobs[max(running)])}: its worker process"
+        return WorkerLost(f"{what} (pid {worker.pid}) {_death(worker.exitcode)}; the stage stopped")
 
     def __enter__(self) -> Jobs[Job, Result]:
         return self
