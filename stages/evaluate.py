@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     check_writable([path for job in jobs for path in (job.metrics, job.latent)] + list(runinfo.values()))
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
-    with Jobs(evaluate_job, jobs, device_type=device.type) as completed:
+    with Jobs(evaluate_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:
         # While the workers start: the MLflow store, and the run that trained each checkpoint.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
         sha256 = {job.replicate: hashlib.sha256(job.checkpoint.read_bytes()).hexdigest() for job in jobs}

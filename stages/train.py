@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
     runs: dict[Replicate, TrackedRun] = {}
-    with Jobs(train_job, jobs, device_type=device.type) as completed:
+    with Jobs(train_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:
         # While the workers start: the MLflow store, and one run per replicate.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
         commit = git_commit(workspace)

@@ -202,3 +202,25 @@ def failing_task(job: float) -> float:
         raise ValueError(f"job {job} failed")
     time.sleep(job)
     return job
+
+
+def threads_task(seed: int) -> tuple[int, list[tuple[str, int]], bytes]:
+    """numpy, scipy and sklearn at work; returns (pid, (library, threads) of every thread pool, the bytes computed).
+
+    Each of the three numbers below changes in its last bits with the number of BLAS threads on this machine.
+    """
+    import os
+
+    import numpy as np
+    import scipy.linalg
+    from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_info
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(2_000_000)
+    a = rng.standard_normal((300, 300))
+    covariance = a.T @ a / 300
+    numbers = [np.dot(x, x[::-1]), scipy.linalg.sqrtm(covariance @ covariance.T).real, np.linalg.eigh(covariance)[0],
+               PCA(n_components=5, random_state=0).fit_transform(a)]
+    pools = [(pool["filepath"], pool["num_threads"]) for pool in threadpool_info()]
+    return os.getpid(), pools, b"".join(np.ascontiguousarray(number).tobytes() for number in numbers)

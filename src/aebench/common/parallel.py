@@ -14,21 +14,43 @@ run-info) as each job completes, so workers never import MLflow, and the
 stage opens its tracking store while the workers start. On a GPU the jobs run
 one after another in the stage's own process. `AEBENCH_WORKERS` overrides the
 number of worker processes.
+
+A worker never outlives its stage: the kernel kills it the moment the stage
+process dies, however it dies (kill -9 included), so it cannot write an
+output after DVC has reported the stage failed. A worker killed from outside
+(the out-of-memory killer) ends the stage with one line naming its job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Generic, TypeVar
+
+from aebench.common.errors import AebenchError
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 WORKERS_ENV = "AEBENCH_WORKERS"
 STOP_GRACE_S = 10.0  # a stopped worker has this long to unwind its job (temporaries) before it is killed
+STOPPED_EXIT = 128 + signal.SIGTERM  # how a worker told to stop exits, idle or in a job
+# Read by OpenBLAS, OpenMP and MKL when they load: set before a worker imports numpy, scipy or torch.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_S = 0.5  # where there is no parent-death signal, how often a worker checks its parent
+
+
+class WorkerLost(AebenchError):
+    """A worker process died without finishing its job (killed from outside, or crashed)."""
 
 
 def worker_count(jobs: int, *, device_type: str) -> int:
@@ -43,26 +65,112 @@ def worker_count(jobs: int, *, device_type: str) -> int:
 
 
 def one_thread() -> None:
-    """Every job computes with one intra-op thread (see the module docstring for why)."""
+    """Every library in this process computes with one thread (see the module docstring for why).
+
+    torch, and through threadpoolctl the BLAS and OpenMP libraries already loaded (numpy's and
+    scipy's OpenBLAS, sklearn's and torch's OpenMP); the variables hold those loaded later.
+    """
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
-def _guarded(task: Callable[[Job], Result], job: Job) -> Result:
+@contextlib.contextmanager
+def _one_thread_environment() -> Iterator[None]:
+    """The thread variables set while workers are spawned: a spawned worker imports the stage script,
+    and with it numpy and torch, before its initializer runs."""
+    before = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# --- in a worker ----------------------------------------------------------------
+
+_in_job = False  # whether this worker is running a job (SIGTERM unwinds it) or waits for one (SIGTERM ends it)
+_started: Sequence[int] = ()  # shared with the stage: the pid of the worker that took each job
+
+
+def _guarded(task: Callable[[Job], Result], index: int, job: Job) -> Result:
     """Run one job in a worker; a worker told to stop exits instead of taking the pool's next job."""
+    global _in_job
+    _started[index] = os.getpid()  # shared memory, written at once: still there if this worker is killed
+    _in_job = True
     try:
         return task(job)
     except KeyboardInterrupt:
-        os._exit(130)  # the job has unwound (its temporaries are gone); nothing else must start
+        os._exit(STOPPED_EXIT)  # the job has unwound (its temporaries are gone); nothing else must start
+    finally:
+        _in_job = False
 
 
-def _worker_init() -> None:
+def _stop(signum, frame) -> None:
+    """SIGTERM from the stage: a job unwinds like Ctrl-C would (its temporaries are removed); an idle
+    worker, blocked in the pool's queue, just ends (unwinding it would only print a traceback)."""
+    if _in_job:
+        raise KeyboardInterrupt
+    os._exit(STOPPED_EXIT)
+
+
+def _die_with(parent: int) -> None:
+    """End this worker the moment `parent` (the stage process) dies, however it dies.
+
+    On Linux the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG; it follows the
+    thread that spawned the worker, so the pool is created in the stage's main thread). A parent that
+    died before the prctl sends nothing: hence the check after it. Elsewhere a thread polls the parent.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(PARENT_POLL_S)
+            os._exit(STOPPED_EXIT)
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(STOPPED_EXIT)
+
+
+def _worker_init(parent: int, started: Sequence[int]) -> None:
+    global _started
+    _die_with(parent)
+    _started = started
     one_thread()
-    # Ctrl-C reaches the whole process group: the parent decides, and stops the workers with
-    # SIGTERM, which unwinds a job like Ctrl-C would (its temporaries are removed).
+    # Ctrl-C reaches the whole process group: the parent decides, and stops the workers with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+# --- in the stage ---------------------------------------------------------------
+
+
+def _death(exitcode: int) -> str:
+    """Why a worker ended, from its exit code, with the likely cause when it was killed."""
+    if exitcode >= 0:
+        return f"exited with code {exitcode}"
+    number = -exitcode
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    cause = {
+        signal.SIGKILL: ", possibly by the out-of-memory killer (see `dmesg`) or by hand",
+        signal.SIGSEGV: ", a crash in native code",
+        signal.SIGBUS: ", a crash in native code",
+    }.get(number, "")
+    return f"was killed by signal {number} ({name}){cause}"
 
 
 class Jobs(Generic[Job, Result]):
@@ -71,21 +179,32 @@ class Jobs(Generic[Job, Result]):
     In a process pool the jobs start when the object is created, so the caller
     can do its own setup meanwhile; run in-process (one worker), each job runs
     when the iteration reaches it. The first failure stops the rest and is
-    raised. Use as a context manager: leaving it early stops the workers.
-    `task` must be a module-level function (it is pickled to the workers).
+    raised; a worker that dies in a job raises `WorkerLost`, whose message
+    names the job by `name(job)`. Use as a context manager: leaving it early
+    stops the workers. `task` must be a module-level function (it is pickled
+    to the workers).
     """
 
-    def __init__(self, task: Callable[[Job], Result], jobs: Sequence[Job], *, device_type: str) -> None:
-        self._task, self._jobs, self._device_type = task, list(jobs), device_type
+    def __init__(
+        self, task: Callable[[Job], Result], jobs: Sequence[Job], *, device_type: str,
+        name: Callable[[Job], str] = str,
+    ) -> None:
+        self._task, self._jobs, self._device_type, self._name = task, list(jobs), device_type, name
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[Future, Job] = {}
+        self._futures: dict[Future, int] = {}
+        self._workers: list[multiprocessing.process.BaseProcess] = []
         if worker_count(len(self._jobs), device_type=device_type) > 1:
             context = multiprocessing.get_context("spawn")  # no inherited OpenMP or MLflow state
-            self._pool = ProcessPoolExecutor(
-                max_workers=worker_count(len(self._jobs), device_type=device_type),
-                mp_context=context, initializer=_worker_init,
-            )
-            self._futures = {self._pool.submit(_guarded, task, job): job for job in self._jobs}
+            self._started = context.RawArray("q", len(self._jobs))
+            with _one_thread_environment():  # the workers are spawned by submit
+                self._pool = ProcessPoolExecutor(
+                    max_workers=worker_count(len(self._jobs), device_type=device_type), mp_context=context,
+                    initializer=_worker_init, initargs=(os.getpid(), self._started),
+                )
+                self._futures = {
+                    self._pool.submit(_guarded, task, index, job): index for index, job in enumerate(self._jobs)
+                }
+            self._workers = list(self._pool._processes.values())
 
     def __iter__(self) -> Iterator[tuple[Job, Result]]:
         if self._pool is None:
@@ -95,7 +214,30 @@ class Jobs(Generic[Job, Result]):
                 yield job, self._task(job)
             return
         for future in as_completed(self._futures):
-            yield self._futures[future], future.result()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                raise self._lost() from None
+            yield self._jobs[self._futures[future]], result
+
+    def _lost(self) -> WorkerLost:
+        """The error for a pool broken by a worker's death: which job it ran, and how it died."""
+        wait(self._futures, timeout=STOP_GRACE_S)  # the pool fails every unfinished job
+        deadline = time.monotonic() + STOP_GRACE_S
+        dead = [worker for worker in self._workers if worker.exitcode is not None]
+        while not dead and time.monotonic() < deadline:
+            time.sleep(0.05)
+            dead = [worker for worker in self._workers if worker.exitcode is not None]
+        if not dead:
+            return WorkerLost("a worker process died; the stage stopped")
+        # The pool then stops the other workers (they exit STOPPED_EXIT): the one that died otherwise is the cause.
+        worker = min(dead, key=lambda worker: (worker.exitcode == STOPPED_EXIT, worker.exitcode >= 0))
+        unfinished = [index for future, index in self._futures.items() if future.done() and future.exception()]
+        running = [index for index in unfinished if self._started[index] == worker.pid]
+        what = "an idle worker process"
+        if running:  # the one it took last: it had finished the others
+            what = f"job {self._name(self._jobs[max(running)])}: its worker process"
+        return WorkerLost(f"{what} (pid {worker.pid}) {_death(worker.exitcode)}; the stage stopped")
 
     def __enter__(self) -> Jobs[Job, Result]:
         return self
@@ -106,11 +248,10 @@ class Jobs(Generic[Job, Result]):
         if error is not None:
             # No future is cancelled here: once a worker exits, the pool fails every pending future itself
             # (and cancelling them first makes its manager thread trip over them).
-            workers = list(getattr(self._pool, "_processes", {}).values())
-            for worker in workers:
+            for worker in self._workers:
                 if worker.is_alive():
-                    worker.terminate()  # SIGTERM: the job unwinds like Ctrl-C, then the worker exits
-            for worker in workers:
+                    worker.terminate()  # SIGTERM: a job unwinds like Ctrl-C, then the worker exits
+            for worker in self._workers:
                 worker.join(STOP_GRACE_S)
                 if worker.is_alive():
                     worker.kill()
