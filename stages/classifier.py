@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     data = load_prepared(args.data)
     train_images, train_labels = data.split("train")
     test_images, test_labels = data.split("test")
-    check_precision_recall_k(params.evaluate.precision_recall_k, precision_recall_images=params.evaluate.precision_recall_images,
+    # The degradation check below compares validation images with the test images, after the training.
+    compared = params.evaluate
+    check_precision_recall_k(compared.precision_recall_k, precision_recall_images=compared.precision_recall_images,
                              test_images=len(test_images), validation_images=len(data.labels["val"]))
 
     stage = f"classifier@{spec.name}"
