@@ -25,7 +25,7 @@ from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.data.official import dataset_spec
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import TARGET_ACCURACY, accuracy, save_classifier, train_classifier
-from aebench.evaluation.sample_quality import reference, validate_sample_metrics
+from aebench.evaluation.sample_quality import check_precision_recall_k, reference, validate_sample_metrics
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     data = load_prepared(args.data)
     train_images, train_labels = data.split("train")
     test_images, test_labels = data.split("test")
+    # The degradation check below compares validation images with the test images, after the training.
+    compared = params.evaluate
+    check_precision_recall_k(compared.precision_recall_k, precision_recall_images=compared.precision_recall_images,
+                             test_images=len(test_images), validation_images=len(data.labels["val"]))
 
     stage = f"classifier@{spec.name}"
 

@@ -31,8 +31,10 @@ from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
 from aebench.evaluation.tracking import log_evaluation, training_run_id
-from aebench.models.autoencoder import model_config
+from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import load_classifier
+from aebench.evaluation.runner import check_settings_fit_data
+from aebench.models.autoencoder import model_config
 from aebench.models.checkpoint import check_checkpoint_config, load_model
 
 
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         judged = load_classifier(classifier)[1].get("dataset")
         if judged != dataset:
             raise CheckpointError(f"{classifier}: a classifier of {judged!r}, but it would judge {dataset!r} samples")
+    for dataset in {key.dataset for key in keys}:
+        check_settings_fit_data(params.evaluate, load_prepared(args.prepared / f"{dataset}.npz"))
     jobs = [
         EvaluateJob(
             replicate=r, checkpoint=r.path(args.models, ".pt"), data=args.prepared / f"{r.key.dataset}.npz",

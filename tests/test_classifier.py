@@ -191,3 +191,26 @@ def test_a_metric_passes_only_when_it_ranks_the_known_order(trained, real, monke
     same = dict.fromkeys(["real", "blur", "salt_and_pepper", "shuffled"], lambda images, *, generator: images.clone())
     monkeypatch.setattr(degradations, "DEGRADATIONS", same)  # four identical sets: no order at all
     assert passing(validate(trained, real)) == []
+
+
+def test_the_stage_refuses_a_precision_recall_k_larger_than_the_images_before_training(tmp_path, load_stage, capsys,
+                                                                                         monkeypatch):
+    from helpers import tiny_raw, write_params, write_prepared_file
+
+    import signal
+
+    stage = load_stage("classifier")
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # run_stage must not rewire pytest's SIGTERM
+    monkeypatch.setattr(stage, "train_classifier", lambda *a, **k: pytest.fail("trained before the check"))
+    write_params(tmp_path / "params.yaml", tiny_raw(evaluate__precision_recall_k=10))
+    write_prepared_file(tmp_path / "mnist.npz", {"train": 50, "val": 10, "test": 30})
+    args = ["--dataset", "mnist", "--data", str(tmp_path / "mnist.npz"), "--out", str(tmp_path / "out" / "mnist.pt"),
+            "--metrics", str(tmp_path / "out" / "mnist.json"), "--runinfo", str(tmp_path / "runinfo"),
+            "--params", str(tmp_path / "params.yaml")]
+    with pytest.raises(SystemExit) as caught:
+        stage.run_stage(lambda: stage.main(args))
+    assert caught.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: evaluate.precision_recall_k: must be < 10, the images compared (the fewest of "
+        "precision_recall_images 40, test_images 30, validation_images 10), got 10"]
+    assert not (tmp_path / "out" / "mnist.pt").exists()

@@ -99,6 +99,8 @@ def test_a_non_finite_weight_is_refused_naming_the_variant(tmp_path):
         ("seeds", 0, "seeds: expected a non-empty list, got 0"),
         ("latent_dims", [-3], "latent_dims[0]: must be >= 1, got -3"),
         ("latent_dims", [2, 2], "latent_dims: contains duplicates"),
+        ("latent_dims", [2, 100000], "latent_dims[1]: must be <= 784 (the images' dimension, 28 x 28 pixels: "
+                                     "a larger code compresses nothing), got 100000"),
         ("datasets", [], "datasets: expected a non-empty list"),
         ("datasets", ["cifar10"], "datasets[0]: must be one of mnist, fashion_mnist, got 'cifar10'"),
         ("train.epochs", 0, "train.epochs: must be >= 1, got 0"),
@@ -226,3 +228,7 @@ def test_flatten_uses_dotted_names():
 
 def test_nan_from_a_dict_is_refused_too():
     assert refusal(with_value("train.lr", math.nan)) == "params: train.lr: must be a finite number, got nan"
+
+
+def test_a_latent_size_up_to_the_images_dimension_is_accepted():
+    assert params_from_dict(with_value("latent_dims", [1, 784])).latent_dims == (1, 784)

@@ -375,3 +375,18 @@ def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agr
     for key in ("recon_nll", "recon_bce", "recon_mse", "rate"):  # no random draw in these
         assert first["test"][key] == pytest.approx(cpu["test"][key], rel=1e-4), key
     assert first["latent"]["activity"] == pytest.approx(cpu["latent"]["activity"], rel=1e-3)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("knn_k", 201, "evaluate.knn_k: must be <= 200, the training means the k-NN classifier is fitted on, got 201"),
+    ("expost_components", 201,
+     "evaluate.expost_components: must be <= 200, the training means the ex-post mixture is fitted on, got 201"),
+    ("precision_recall_k", 40, "evaluate.precision_recall_k: must be < 40, the images compared (the fewest of "
+                               "precision_recall_images 40, sample_count 60, test_images 60), got 40"),
+])
+def test_a_value_larger_than_the_data_is_one_line_before_any_work(tmp_path, stage, capsys, key, value, expected):
+    """200 training, 60 test images (SIZES): values sklearn would refuse only after the likelihood estimate."""
+    root = build_workspace(tmp_path)
+    write_params(root / "params.yaml", tiny_raw(**RAW, **{f"evaluate__{key}": value}))
+    assert refused(stage, stage_args(root, "--variant", "vae"), capsys) == f"error: {expected}"
+    assert_nothing_written(root)

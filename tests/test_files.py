@@ -148,6 +148,86 @@ def test_remove_stale_temporaries_of_a_missing_folder_is_nothing(tmp_path):
     assert remove_stale_temporaries(tmp_path / "absent") == []
 
 
+# --- other filesystems and full disks (tmpfs mounts: root only) -------------------------
+
+
+@pytest.fixture
+def mount_tmpfs():
+    """mount_tmpfs(folder, size) mounts a fresh tmpfs on `folder`; all are unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, size: str = "4m") -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode})")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_an_output_folder_linked_to_another_filesystem_is_written_with_temporaries_there(tmp_path, mount_tmpfs):
+    workspace = dvc_workspace(tmp_path / "ws")
+    disk = mount_tmpfs(tmp_path / "disk")
+    (workspace / "models").symlink_to(disk)  # models/ on a larger disk
+    target = workspace / "models" / "mnist" / "vae" / "latent-2" / "seed-0.pt"
+    check_writable([target])
+    with atomic_path(target) as tmp:
+        assert tmp.parent == workspace / "models" / ".aebench-tmp"  # on the disk, outside every stage's output
+        assert os.stat(tmp.parent).st_dev == os.stat(disk).st_dev
+        tmp.write_bytes(b"model")
+    assert (disk / "mnist" / "vae" / "latent-2" / "seed-0.pt").read_bytes() == b"model"
+    assert list((disk / ".aebench-tmp").iterdir()) == []
+    write_json(workspace / "metrics" / "a.json", {})  # the workspace's own filesystem still uses .cache/tmp
+    assert list((workspace / ".cache" / "tmp").iterdir()) == []
+
+
+def test_a_killed_writers_temporary_on_another_filesystem_is_cleared(tmp_path, mount_tmpfs):
+    workspace = dvc_workspace(tmp_path / "ws")
+    (workspace / "models").symlink_to(mount_tmpfs(tmp_path / "disk"))
+    leftovers = workspace / "models" / ".aebench-tmp"
+    leftovers.mkdir()
+    stale = leftovers / f".seed-0.pt.{dead_pid()}.x1.tmp"
+    stale.write_bytes(b"half")
+    write_json(workspace / "models" / "a.json", {})
+    assert list(leftovers.iterdir()) == []
+
+
+def test_dvc_ignores_the_temporaries_folder():
+    ignored = (Path(__file__).resolve().parents[1] / ".dvcignore").read_text().splitlines()
+    assert ".aebench-tmp/" in ignored
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, mount_tmpfs):
+    workspace = dvc_workspace(tmp_path / "ws")
+    (workspace / "latent").symlink_to(mount_tmpfs(tmp_path / "small", size="64k"))
+    target = workspace / "latent" / "mnist" / "seed-0.npz"
+    with pytest.raises(OutputError) as caught:
+        write_npz(target, codes=np.zeros((1000, 100)))  # 800 kB into 64 kB
+    assert str(caught.value) == f"{target}: cannot write (No space left on device)"
+    assert not target.exists() and list((workspace / "latent" / ".aebench-tmp").iterdir()) == []
+
+
+def test_a_full_disk_inside_nested_writes_names_every_file_being_written(tmp_path, mount_tmpfs):
+    folder = mount_tmpfs(tmp_path / "small", size="64k")
+    with pytest.raises(OutputError) as caught:
+        with atomic_path(folder / "a.bin") as a, atomic_path(folder / "b.bin") as b:
+            b.write_bytes(b"")
+            a.write_bytes(bytes(200_000))
+    assert str(caught.value) == f"{folder / 'b.bin'} or {folder / 'a.bin'}: cannot write (No space left on device)"
+    assert list(folder.iterdir()) == []
+
+
+def test_an_error_about_another_file_is_left_as_it_is(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with atomic_path(tmp_path / "out.bin") as tmp:
+            tmp.write_bytes((tmp_path / "missing-input").read_bytes())
+
+
 # --- check_writable -------------------------------------------------------------------
 
 

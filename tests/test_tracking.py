@@ -149,13 +149,18 @@ def test_an_unreachable_server_is_one_line_naming_it_within_seconds(tmp_path):
 
 
 @contextlib.contextmanager
-def http_server(status: int):
-    """A local server answering every GET with `status`: a stand-in for a tracking server's /health."""
+def http_server(status: int, *, api_hangs: threading.Event | None = None):
+    """A local server answering every GET with `status`: a stand-in for a tracking server's /health.
+
+    With `api_hangs`, requests under /api/ get no answer until that event is set (a stuck store).
+    """
     paths = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the http.server API
             paths.append(self.path)
+            if api_hangs is not None and self.path.startswith("/api/"):
+                api_hangs.wait(60)
             self.send_response(status)
             self.end_headers()
             self.wfile.write(b"OK")
@@ -177,7 +182,7 @@ def test_preflight_passes_a_server_whose_health_answers():
     with http_server(200) as (uri, paths):
         preflight(uri)
         preflight(uri + "/")
-    assert paths == ["/health", "/health"]
+    assert paths == ["/health", "/api/2.0/mlflow/experiments/search?max_results=1"] * 2
 
 
 def test_a_server_that_listens_but_is_not_healthy_is_one_line_naming_its_health_url():
@@ -189,9 +194,53 @@ def test_a_server_that_listens_but_is_not_healthy_is_one_line_naming_its_health_
     assert "\n" not in message
 
 
-def test_preflight_leaves_file_stores_alone(tmp_path):
+def test_a_server_whose_health_answers_but_whose_api_hangs_is_one_line_within_seconds(tmp_path):
+    release = threading.Event()
+    try:
+        with http_server(200, api_hangs=release) as (uri, _):
+            started = time.monotonic()
+            with pytest.raises(TrackingError) as caught:
+                open_store(uri, "aebench", workspace=tmp_path)
+            assert time.monotonic() - started < 15
+            release.set()
+    finally:
+        release.set()
+    assert str(caught.value) == (f"MLflow server {uri} answers {uri}/health but not its API "
+                                 f"({uri}/api/2.0/mlflow/experiments/search?max_results=1: no answer within 10 s)")
+
+
+def test_preflight_leaves_a_missing_sqlite_file_for_mlflow_to_create(tmp_path):
     preflight(f"sqlite:///{tmp_path / 'none.db'}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_garbage_in_the_sqlite_store_is_one_line_naming_it(tmp_path):
+    database = tmp_path / "mlflow.db"
+    database.write_bytes(b"this is not a database, just bytes " * 100)
+    with pytest.raises(TrackingError) as caught:
+        open_store("sqlite:///mlflow.db", "aebench", workspace=tmp_path)
+    assert str(caught.value) == f"MLflow store {database}: file is not a database"
+
+
+def test_a_sqlite_store_another_process_holds_locked_is_one_line_after_a_bounded_wait(tmp_path):
+    database = tmp_path / "mlflow.db"
+    open_store("sqlite:///mlflow.db", "aebench", workspace=tmp_path)  # a real store
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys, time; db = sqlite3.connect(sys.argv[1], isolation_level=None); "
+         "db.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(60)", str(database)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(TrackingError) as caught:
+            preflight(f"sqlite:///{database}", lock_wait=1)
+        assert 1 <= time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(caught.value) == (f"MLflow store {database}: database is locked: another process holds it; "
+                                 "waited 1 s")
+    preflight(f"sqlite:///{database}", lock_wait=1)  # free again once the other process is gone
 
 
 # --- runs -----------------------------------------------------------------------------------

@@ -169,7 +169,8 @@ def test_resuming_after_a_kill_equals_an_uninterrupted_run(data, tmp_path, varia
     killed = paths_in(tmp_path / "killed")
     assert not killed.checkpoint.exists()
     assert killed.resume.is_file()
-    assert [row["epoch"] for row in csv_rows(killed.history)] == ["1"]  # the finished epoch is kept
+    assert not killed.history.exists()  # nothing in history/ for `dvc plots` to draw as a result
+    assert [row["epoch"] for row in csv_rows(killed.partial_history)] == ["1"]  # kept with the resume state
 
     stream = io.StringIO()
     resumed, paths = run_training(config, data, tmp_path / "killed", stream=stream)  # a new process would do this
@@ -177,7 +178,7 @@ def test_resuming_after_a_kill_equals_an_uninterrupted_run(data, tmp_path, varia
     assert len(resumed.epoch_seconds) == 1  # only epoch 2 was trained here
     assert paths.checkpoint.read_bytes() == straight.checkpoint.read_bytes()
     assert paths.history.read_bytes() == straight.history.read_bytes()
-    assert not paths.resume.exists()
+    assert not paths.resume.exists() and not paths.partial_history.exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -255,8 +256,8 @@ def test_nan_loss_stops_with_epoch_and_step_and_writes_no_checkpoint(data, tmp_p
     InterruptAt(model, call=STEPS_PER_EPOCH + 2)  # epoch 2, step 2
     with pytest.raises(TrainingDiverged, match=r"^loss became nan at epoch 2, step 2; no checkpoint written$"):
         run_training(config, data, tmp_path, model=model)
-    assert not (tmp_path / "model.pt").exists()
-    assert [row["epoch"] for row in csv_rows(tmp_path / "history.csv")] == ["1"]
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "history.csv").exists()
+    assert [row["epoch"] for row in csv_rows(paths_in(tmp_path).partial_history)] == ["1"]
 
 
 def test_really_diverging_training_is_refused(data, tmp_path):
@@ -519,6 +520,8 @@ def test_a_stage_killed_with_sigkill_resumes_its_training_and_its_runs(tmp_path,
     resume = root / ".cache" / "resume" / "mnist" / "vae" / "latent-2" / "seed-0.pt"
     checkpoint = root / "models" / "mnist" / "vae" / "latent-2" / "seed-0.pt"
     assert resume.is_file() and not checkpoint.exists()
+    assert not (root / "history" / "mnist" / "vae" / "latent-2" / "seed-0.csv").exists()  # no partial history
+    assert resume.with_suffix(".history.csv").is_file()
 
     monkeypatch.setenv("AEBENCH_WORKERS", "1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from aebench.verify import compare
+from aebench.verify import compare, tampered
 
 
 def write_lock(folder: Path, stages: dict[str, dict[str, str]]) -> None:
@@ -48,3 +53,56 @@ def test_an_output_a_rerun_stage_no_longer_writes_is_missing_and_a_partial_rerun
     assert "history/a: not produced by the rerun" in full
     assert len(full) == 2  # and the report's entry, which the rerun's lock lacks
     assert compare(tmp_path / "workspace", tmp_path / "scratch", "dvc.lock", partial=True) == []
+
+
+# --- the workspace and the cache against the lock (a real DVC repository) -----------------------
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory):
+    """A DVC repository whose one stage wrote a file and a folder, cached, with its dvc.lock."""
+    root = tmp_path_factory.mktemp("repo")
+    dvc = str(Path(sys.executable).parent / "dvc")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=root, check=True)
+    (root / ".dvcignore").write_text(".aebench-tmp/\n")
+    (root / "dvc.yaml").write_text(
+        "stages:\n  make:\n    cmd: mkdir -p out && echo 1 > out/a.json && echo 2 > out/b.json && echo r > report.md\n"
+        "    outs:\n      - out\n      - report.md\n")
+    subprocess.run([dvc, "repro", "-q"], cwd=root, check=True, capture_output=True)
+    return root
+
+
+def fresh_copy(repository: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "repo"
+    shutil.copytree(repository, copy, symlinks=True)
+    return copy
+
+
+def test_an_untouched_workspace_and_cache_match_the_lock(repository, tmp_path):
+    root = fresh_copy(repository, tmp_path)
+    (root / "out" / ".aebench-tmp").mkdir()  # what .dvcignore hides is not an output
+    (root / "out" / ".aebench-tmp" / ".x.1.tmp").write_text("half")
+    assert tampered(root, "dvc.lock") == []
+
+
+def test_a_changed_workspace_output_is_named(repository, tmp_path):
+    root = fresh_copy(repository, tmp_path)
+    (root / "out" / "a.json").write_text("7\n")  # one digit changed
+    (root / "report.md").write_text("s\n")
+    (root / "out" / "extra.json").write_text("{}")
+    lines = tampered(root, "dvc.lock")
+    assert [line.split(": ")[0] for line in lines] == ["out/a.json (make)", "out/extra.json (make)", "report.md (make)"]
+    assert lines[0].startswith("out/a.json (make): the workspace file has md5 ") and "dvc.lock records" in lines[0]
+
+
+def test_a_damaged_cache_object_is_named(repository, tmp_path):
+    root = fresh_copy(repository, tmp_path)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    md5 = next(out["md5"] for out in lock["stages"]["make"]["outs"] if out["path"] == "report.md")
+    stored = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    stored.chmod(0o644)
+    stored.write_text("tampered\n")
+    found = hashlib.md5(b"tampered\n").hexdigest()
+    assert tampered(root, "dvc.lock") == [
+        f"report.md (make): the DVC cache object {stored.relative_to(root)} has md5 {found}, not its name"]

@@ -10,6 +10,13 @@ difference per key (read from this workspace's DVC cache, which holds the
 committed outputs after `make study` or `dvc pull`). Exit code 0 when every
 output is identical.
 
+Before the rerun it also hashes what this workspace holds against the lock
+(`tampered`): every output present in the workspace (a folder file by file,
+against its listing in the cache) and every cache object the lock refers to
+(an object's name is its md5). A changed output or a damaged cache object,
+which `dvc checkout` would restore or hand on silently, is named and fails
+the check too.
+
 Float kernels differ between CPU models (AVX2 and AVX-512 sum in different
 orders), so identical bytes are expected on the same machine type and
 library versions; across machine types, the per-key differences say how far
@@ -21,6 +28,7 @@ apart the numbers are.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -68,6 +76,59 @@ def cached_files(cache: Path, output: Output) -> dict[str, Path] | None:
     listing = json.loads(entry.read_text())
     files = {item["relpath"]: cache_file(cache, item["md5"]) for item in listing}
     return files if all(path.is_file() for path in files.values()) else None
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security measure
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tampered(workspace: Path, lock_name: str) -> list[str]:
+    """Lines naming each workspace output and cache object whose md5 differs from what the lock records."""
+    cache = workspace / ".dvc" / "cache"
+    ignored = dvc_ignored(workspace)
+    lines = []
+    for path, output in lock_outputs(workspace / lock_name).items():
+        where = workspace / path
+        if not output.md5.endswith(".dir"):
+            expected = {"": output.md5}
+            present = {"": where} if where.is_file() else {}
+        else:
+            listing = cache_file(cache, output.md5)
+            if not listing.is_file():
+                if where.is_dir():
+                    lines.append(f"{path} ({output.stage}): its listing {output.md5} is not in the DVC cache; "
+                                 "the workspace folder is not checked (`dvc pull` it)")
+                continue
+            expected = {item["relpath"]: item["md5"] for item in json.loads(listing.read_text())}
+            present = ({file.relative_to(where).as_posix(): file for file in where.rglob("*")
+                        if file.is_file() and not ignored.match_file(file.relative_to(workspace).as_posix())}
+                       if where.is_dir() else {})
+        for relpath, md5 in expected.items():
+            name = f"{path}/{relpath}" if relpath else path
+            if relpath in present and (found := md5_of(present[relpath])) != md5:
+                lines.append(f"{name} ({output.stage}): the workspace file has md5 {found}, {lock_name} records {md5}")
+            elif present and relpath not in present:
+                lines.append(f"{name} ({output.stage}): missing from the workspace folder")
+            stored = cache_file(cache, md5)
+            if stored.is_file() and (found := md5_of(stored)) != md5:
+                lines.append(f"{name} ({output.stage}): the DVC cache object {stored.relative_to(workspace)} "
+                             f"has md5 {found}, not its name")
+        lines += [f"{path}/{relpath} ({output.stage}): in the workspace folder, not in {lock_name}"
+                  for relpath in sorted(set(present) - set(expected))]
+    return lines
+
+
+def dvc_ignored(workspace: Path):
+    """What the workspace's .dvcignore hides from DVC's folder hashes, as a pathspec (DVC's own matcher)."""
+    import pathspec
+
+    patterns = workspace / ".dvcignore"
+    lines = patterns.read_text().splitlines() if patterns.is_file() else []
+    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
 
 
 def numeric_leaves(payload: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
@@ -177,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (workspace / args.lock).is_file():
         print(f"error: {workspace / args.lock}: no committed dvc.lock to verify against", file=sys.stderr)
         return 2
+    damaged = tampered(workspace, args.lock)
+    if damaged:
+        print(f"verify: {len(damaged)} workspace outputs or cache objects differ from {args.lock}:")
+        print("\n".join(damaged), flush=True)
     try:
         scratch_workspace(workspace, scratch, args.lock)
         env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
@@ -194,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(differences))
         return 1
     print(f"verify: all {outputs} outputs of {args.lock} reproduced byte for byte")
+    if damaged:
+        print(f"verify: but this workspace or its DVC cache holds other bytes than {args.lock} (listed above)")
+        return 1
+    print("verify: the workspace's outputs and its DVC cache match it too")
     return 0
 
 

@@ -41,6 +41,15 @@ def _min(bound: float, *, strict: bool = False, allow_empty: bool = False, uniqu
     return {"min": bound, "strict": strict, "allow_empty": allow_empty, "unique": unique}
 
 
+def _max(bound: float, why: str) -> dict:
+    """Field metadata: an upper bound, with the reason the error message gives."""
+    return {"max": bound, "why": why}
+
+
+# A code as large as the image is no compression; larger ones have met only hour-long stages and gigabytes.
+LATENT_DIMS_MAX = _max(784, "the images' dimension, 28 x 28 pixels: a larger code compresses nothing")
+
+
 @dataclass(frozen=True)
 class Variant:
     """One model of the study: an objective and its keyword arguments (weights)."""
@@ -131,7 +140,7 @@ class MlflowParams:
 class Params:
     seeds: tuple[int, ...] = field(metadata=_min(0))
     datasets: tuple[DatasetName, ...]
-    latent_dims: tuple[int, ...] = field(metadata=_min(1))
+    latent_dims: tuple[int, ...] = field(metadata=_min(1) | LATENT_DIMS_MAX)
     variants: dict[str, Variant]
     device: Literal["auto", "cpu", "cuda"]
     data: DataParams
@@ -287,6 +296,8 @@ def _check_scalar(value: Any, hint: type, key: str, bounds: Any) -> Any:
         if value < low or (strict and value == low):
             relation = ">" if strict else ">="
             raise ConfigError(f"{key}: must be {relation} {low}, got {value!r}")
+    if bounds and "max" in bounds and value > bounds["max"]:
+        raise ConfigError(f"{key}: must be <= {bounds['max']} ({bounds['why']}), got {value!r}")
     return value
 
 

@@ -2,10 +2,21 @@
 
 Everything is written to a temporary name and renamed into place at the end
 (rename is atomic on POSIX), so neither DVC nor a later stage can mistake a
-half-written file for a good one. Inside a DVC workspace the temporary files
-live in `<workspace>/.cache/tmp`, away from every folder DVC hashes or `dvc
-plots` reads, so even a kill -9 leaves no stray file among the outputs
-(`remove_stale_temporaries` clears what a killed stage left there).
+half-written file for a good one. A rename cannot cross filesystems, so the
+temporary lives on the destination's:
+
+- inside a DVC workspace, in `<workspace>/.cache/tmp`, away from every folder
+  DVC hashes or `dvc plots` reads, so even a kill -9 leaves no stray file
+  among the outputs (`remove_stale_temporaries` clears what a killed stage
+  left there);
+- when the destination is on another filesystem than that (`models/` linked
+  to a larger disk), in a hidden `.aebench-tmp` folder at the top of the
+  workspace's part of that filesystem (`models/.aebench-tmp`), which
+  `.dvcignore` hides from DVC's hashing and plots; stale temporaries there are
+  cleared when a process first writes there.
+
+A disk that fills up (or any error writing a temporary) is an OutputError
+naming the file being written, not the temporary.
 
 `check_writable` lets a stage find out, before any work, that an output
 cannot be written, instead of failing after an hour of training.
@@ -30,6 +41,9 @@ import numpy as np
 from aebench.common.errors import AebenchError
 
 TEMP_SUFFIX = ".tmp"
+TEMP_FOLDER = ".aebench-tmp"  # temporaries on another filesystem than the workspace's; listed in .dvcignore
+# Errors of a write that fills a disk or a quota; they name no file, so the destination is named instead.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 class OutputError(AebenchError):
@@ -56,11 +70,16 @@ def workspace_of(params_file: str | Path) -> Path:
 
 
 def temporary_folder(destination: Path) -> Path:
-    """Where temporaries for `destination` go: the workspace's `.cache/tmp`, else beside it."""
-    root = workspace_root(destination.parent.resolve())
-    folder = root / ".cache" / "tmp" if root is not None else destination.parent
+    """Where temporaries for `destination` go (created): on its filesystem, never among the outputs."""
+    folder = temporary_folder_or_parent(destination)
     folder.mkdir(parents=True, exist_ok=True)
+    if folder.name == TEMP_FOLDER and folder not in _CLEARED:
+        _CLEARED.add(folder)
+        remove_stale_temporaries(folder)
     return folder
+
+
+_CLEARED: set[Path] = set()  # TEMP_FOLDERs this process cleared of a killed stage's leftovers
 
 
 @contextlib.contextmanager
@@ -79,17 +98,40 @@ def atomic_path(destination: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # callers create a file or a folder of their own under this name
+    _WRITING[tmp] = destination
     try:
         yield tmp
         if destination.is_dir() and not destination.is_symlink():
             shutil.rmtree(destination)
         os.replace(tmp, destination)
-    except BaseException:
+    except BaseException as err:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            failed = _failed_output(err)
+            if failed is not None:
+                raise OutputError(f"{failed}: cannot write ({err.strerror or err})") from None
         raise
+    finally:
+        _WRITING.pop(tmp, None)
+
+
+_WRITING: dict[Path, Path] = {}  # temporaries being written in this process -> their destinations
+
+
+def _failed_output(err: OSError) -> str | None:
+    """The output a write error is about: the destination of the temporary it names, or of the
+    temporaries being written when it names none (a full disk); None for errors about other files."""
+    named = [Path(name) for name in (err.filename, err.filename2) if name is not None]
+    for path in named:
+        for tmp, destination in _WRITING.items():
+            if path == tmp or tmp in path.parents:
+                return str(destination)
+    if named or err.errno not in NO_SPACE:
+        return None
+    return " or ".join(str(destination) for destination in reversed(_WRITING.values())) or None
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -159,12 +201,33 @@ def check_writable(paths: Iterable[str | Path]) -> None:
 
 
 def temporary_folder_or_parent(destination: Path) -> Path:
-    """Like `temporary_folder`, without creating anything (a missing parent resolves as far as it exists)."""
-    existing = destination.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    root = workspace_root(existing.resolve())
-    return root / ".cache" / "tmp" if root is not None else destination.parent
+    """Where temporaries for `destination` go, without creating anything.
+
+    Outside a workspace: beside it. Inside: the workspace's `.cache/tmp` when
+    that is on the destination's filesystem, else `TEMP_FOLDER` in the
+    highest folder of the destination's path, below the workspace, on the
+    destination's filesystem (a missing parent counts as far as it exists).
+    """
+    existing = _nearest_existing(Path(os.path.abspath(destination.parent)))  # links kept: `models/` may be one
+    root = workspace_root(existing)
+    if root is None:
+        return destination.parent
+    cache = root / ".cache" / "tmp"
+    device = existing.stat().st_dev
+    if _nearest_existing(cache).stat().st_dev == device:
+        return cache
+    top = existing
+    for folder in existing.parents:
+        if folder == root or folder.stat().st_dev != device:
+            break
+        top = folder
+    return top / TEMP_FOLDER
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from aebench.common.config import EvaluateParams, FigureParams
+from aebench.common.errors import ConfigError
 from aebench.common.runtime import derived_seed, generator
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import PreparedData
@@ -41,7 +42,7 @@ from aebench.evaluation.likelihood import estimate_likelihood
 from aebench.evaluation.metrics import DETERMINISTIC_NOTE, SAMPLE_SOURCES, check_metrics
 from aebench.evaluation.probe import linear_probe
 from aebench.evaluation.reconstruction import decoded_images, posterior_means, posterior_pass
-from aebench.evaluation.sample_quality import Reference, judge_samples, prior_codes
+from aebench.evaluation.sample_quality import Reference, check_precision_recall_k, judge_samples, prior_codes
 from aebench.evaluation.usage import decoder_usage, effective_dimensions, usage_shares, used_units
 
 ENCODE_BATCH = 1000  # images per deterministic encoder/decoder pass: a few MB, fast on CPU and GPU
@@ -56,6 +57,24 @@ FIGURE_SAMPLES = 64  # ex-post codes kept for the figures' sample grids (at most
 class Evaluation:
     metrics: dict  # follows aebench.evaluation.metrics.METRICS
     latent: dict[str, np.ndarray]  # the latent .npz: mu, labels, activity, expost codes for the figures
+
+
+def check_settings_fit_data(settings: EvaluateParams, data: PreparedData) -> None:
+    """Settings larger than the data they count in: a ConfigError naming the key, before any work.
+
+    (sklearn would otherwise refuse them after the likelihood estimate, in a traceback.)
+    """
+    train, test = len(data.labels["train"]), len(data.labels["test"])
+    fitted = min(PROBE_TRAIN_IMAGES, train)
+    if settings.knn_k > fitted:
+        raise ConfigError(f"evaluate.knn_k: must be <= {fitted}, the training means the k-NN classifier is "
+                          f"fitted on, got {settings.knn_k}")
+    codes = min(EXPOST_FIT_IMAGES, train)
+    if settings.expost_components > codes:
+        raise ConfigError(f"evaluate.expost_components: must be <= {codes}, the training means the ex-post "
+                          f"mixture is fitted on, got {settings.expost_components}")
+    check_precision_recall_k(settings.precision_recall_k, precision_recall_images=settings.precision_recall_images,
+                             sample_count=settings.sample_count, test_images=test)
 
 
 def evaluate_replicate(

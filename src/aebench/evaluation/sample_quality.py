@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aebench.common.errors import ConfigError
+
 from aebench.evaluation.classifier import CLASSES, SampleClassifier, classify
 from aebench.evaluation.frechet import feature_frechet_distance
 from aebench.evaluation.geometry import normalised_class_entropy, top_class_share
@@ -95,6 +97,19 @@ QUALITY_METRICS: dict[str, bool] = {
     "recall": True,
     "mean_confidence": True,
 }
+
+
+def check_precision_recall_k(k: int, **compared: int) -> None:
+    """k-NN balls need more than k images on each side: ConfigError before any work otherwise.
+
+    `compared` names what bounds the images compared, e.g. (precision_recall_images=5000,
+    test_images=10000); the fewest of them are compared.
+    """
+    images = min(compared.values())
+    if k >= images:
+        bounds = ", ".join(f"{name} {count}" for name, count in compared.items())
+        raise ConfigError(f"evaluate.precision_recall_k: must be < {images}, the images compared (the fewest of "
+                          f"{bounds}), got {k}")
 
 
 def validate_sample_metrics(

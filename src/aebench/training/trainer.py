@@ -8,10 +8,12 @@ model, Adam's state, both generators and the history after every epoch (the
 resume file) is therefore enough to continue a killed run bit for bit: the
 checkpoint after a resume equals the one of an uninterrupted run.
 
-After every epoch the history CSV is rewritten (loss terms, then the
-per-dimension activity of the posterior means on the validation split: unit
-death over training) and so is the resume file. After the last epoch the
-checkpoint is written and the resume file removed. A NaN or infinite loss
+After every epoch the resume file is rewritten, and beside it the history so
+far as a CSV (loss terms, then the per-dimension activity of the posterior
+means on the validation split: unit death over training), to watch. Only
+after the last epoch is the history CSV written into its DVC output, with the
+checkpoint, and the resume state removed: an interrupted training leaves no
+partial history where `dvc plots` would draw it as a result. A NaN or infinite loss
 raises TrainingDiverged naming the epoch and step, before any final
 checkpoint exists. Wall times are returned (for MLflow and the run-info
 file), never written into the history, so a retrain writes the same bytes.
@@ -53,6 +55,11 @@ class TrainingPaths:
     checkpoint: Path  # the final model (a DVC out)
     history: Path  # per-epoch CSV (a DVC out and plot)
     resume: Path  # per-epoch resume state; must live outside DVC outs, which DVC deletes before a rerun
+
+    @property
+    def partial_history(self) -> Path:
+        """The history of an unfinished training: kept with its resume state, not among the outputs."""
+        return self.resume.with_suffix(".history.csv")
 
 
 @dataclass(frozen=True)
@@ -121,7 +128,7 @@ def train_replicate(
             row.update(validation_activity(model, val_targets))
             history.append(row)
             epoch_seconds.append(time.perf_counter() - started)
-            write_history(paths.history, history)
+            write_history(paths.partial_history, history)
             save_resume(
                 paths.resume, key=key, model=model, optimizer=optimizer, history=history,
                 data_generator=data_generator, noise_generator=noise_generator,
@@ -134,6 +141,7 @@ def train_replicate(
     save_checkpoint(paths.checkpoint, model, epochs_done=len(history))
     checkpoint_sha256 = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()
     paths.resume.unlink(missing_ok=True)
+    paths.partial_history.unlink(missing_ok=True)
     return TrainingResult(history=history, epoch_seconds=epoch_seconds, checkpoint_sha256=checkpoint_sha256)
 
 
