@@ -266,7 +266,7 @@ class Jobs(Generic[Job, Result]):
         worker = min(dead, key=lambda worker: (worker.exitcode == STOPPED_EXIT, worker.exitcode >= 0))
         unfinished = [index for future, index in self._futures.items() if future.done() and future.exception()]
         running = [index for index in unfinished if self._started[index] == worker.pid]
-        what = "an idle worker process"
+        what = "a worker process running no job"
         if running:  # the one it took last: it had finished the others
             what = f"job {self._name(self._jobs[max(running)])}: its worker process"
         return WorkerLost(f"{what} (pid {worker.pid}) {_death(worker.exitcode)}; the stage stopped")
