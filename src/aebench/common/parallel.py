@@ -143,9 +143,41 @@ def _die_with(parent: int) -> None:
         os._exit(STOPPED_EXIT)
 
 
+def _named_dying_with(name: str, parent: int) -> str:
+    _die_with(parent)
+    return name
+
+
+class _DyingName(str):
+    """A worker's name that, unpickled, makes the worker die with `parent`.
+
+    A spawned worker unpickles its name first thing (with its preparation data), before it imports the
+    stage script (seconds of numpy and torch); its initializer runs only after. So a stage killed while
+    its workers start leaves none running on for those seconds.
+    """
+
+    parent: int
+
+    def __reduce__(self):
+        return _named_dying_with, (str(self), self.parent)
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._name = _DyingName(self._name)
+        self._name.parent = os.getpid()
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    """Spawn (no inherited OpenMP or MLflow state), with workers that die with the stage from their start."""
+
+    Process = _WorkerProcess
+
+
 def _worker_init(parent: int, started: Sequence[int]) -> None:
     global _started
-    _die_with(parent)
+    _die_with(parent)  # again: a worker started some other way than through _WorkerContext dies with it too
     _started = started
     one_thread()
     # Ctrl-C reaches the whole process group: the parent decides, and stops the workers with SIGTERM.
@@ -194,7 +226,7 @@ class Jobs(Generic[Job, Result]):
         self._futures: dict[Future, int] = {}
         self._workers: list[multiprocessing.process.BaseProcess] = []
         if worker_count(len(self._jobs), device_type=device_type) > 1:
-            context = multiprocessing.get_context("spawn")  # no inherited OpenMP or MLflow state
+            context = _WorkerContext()
             self._started = context.RawArray("q", len(self._jobs))
             with _one_thread_environment():  # the workers are spawned by submit
                 self._pool = ProcessPoolExecutor(
@@ -234,7 +266,7 @@ class Jobs(Generic[Job, Result]):
         worker = min(dead, key=lambda worker: (worker.exitcode == STOPPED_EXIT, worker.exitcode >= 0))
         unfinished = [index for future, index in self._futures.items() if future.done() and future.exception()]
         running = [index for index in unfinished if self._started[index] == worker.pid]
-        what = "an idle worker process"
+        what = "a worker process running no job"
         if running:  # the one it took last: it had finished the others
             what = f"job {self._name(self._jobs[max(running)])}: its worker process"
         return WorkerLost(f"{what} (pid {worker.pid}) {_death(worker.exitcode)}; the stage stopped")
