@@ -10,11 +10,11 @@ checkpoint after a resume equals the one of an uninterrupted run.
 
 After every epoch the history CSV is rewritten (loss terms, then per
 dimension the activity of the posterior means on the validation split and the
-decoder's usage on its first USAGE_IMAGES images: unit death over training,
-columns named in `aebench.training.history`) and so is the resume file. After the last epoch the
-checkpoint is written and the resume file removed. A NaN or infinite loss
-raises TrainingDiverged naming the epoch and step, before any final
-checkpoint exists. Wall times are returned (for MLflow and the run-info
+decoder's usage on its first USAGE_IMAGES images: unit death over training;
+columns named in `aebench.training.history`) and so is the resume file.
+After the last epoch the checkpoint is written and the resume file removed.
+A NaN or infinite loss raises TrainingDiverged naming the epoch and step,
+before any final checkpoint exists. Wall times are returned (for MLflow and the run-info
 file), never written into the history, so a retrain writes the same bytes.
 Training does not talk to MLflow: the stage logs what it returns
 (`aebench.training.tracking`), so training runs in worker processes that
@@ -40,8 +40,8 @@ from aebench.common.errors import TrainingDiverged
 from aebench.common.files import atomic_path, write_text
 from aebench.common.runtime import generator
 from aebench.data.binarize import binarize, fixed_targets
-from aebench.models.autoencoder import Autoencoder
 from aebench.evaluation.usage import decoder_usage
+from aebench.models.autoencoder import Autoencoder
 from aebench.models.checkpoint import save_checkpoint, torch_bytes
 from aebench.training.history import ACTIVITY_PREFIX, USAGE_PREFIX, dimension_column
 from aebench.training.progress import make_progress
