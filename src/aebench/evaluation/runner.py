@@ -25,6 +25,7 @@ from aebench.common.runtime import derived_seed, generator
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import PreparedData
 from aebench.evaluation.classifier import SampleClassifier, classify
+from aebench.evaluation.convergence import Convergence
 from aebench.evaluation.expost import fit_expost
 from aebench.evaluation.geometry import (
     aggregate_posterior_moments,
@@ -66,10 +67,12 @@ def evaluate_replicate(
     settings: EvaluateParams,
     figures: FigureParams,
     *,
+    convergence: Convergence,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
 ) -> Evaluation:
-    """All metrics of `model` (on `device`, eval mode) on the test split of `data`."""
+    """All metrics of `model` (on `device`, eval mode) on the test split of `data`, and its `convergence`
+    test (`aebench.evaluation.convergence`, read from its training history)."""
     device = torch.device(device)
     config = model.config
     seed, binarize = config["seed"], config["data"]["binarize"]
@@ -157,6 +160,7 @@ def evaluate_replicate(
         "samples": samples,
         "manifold": manifold_metrics(model, classifier, test_images, figures, seed=seed, device=device),
         "interpolation": interpolation_metrics(model, classifier, targets, test_labels, figures, device=device),
+        "convergence": convergence.to_metrics(),
     }
     check_metrics(metrics)
     keep = min(settings.latent_images, len(targets))
