@@ -68,7 +68,9 @@ def read_history_columns(path: str | Path) -> dict[str, np.ndarray]:
         raise ValueError("it holds a value that is not a number") from None
 
 
-def unit_sets(history: Mapping[str, Sequence[float]], prefix: str, threshold: float, *, shares: bool) -> list[frozenset]:
+def unit_sets(
+    history: Mapping[str, Sequence[float]], prefix: str, threshold: float, *, shares: bool
+) -> list[frozenset]:
     """Per epoch, the dimensions above `threshold` in the per-dimension columns `prefix` (as shares when asked)."""
     columns = dimension_columns(history, prefix)  # {dimension: column}
     if not columns:

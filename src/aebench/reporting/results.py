@@ -86,6 +86,12 @@ class ModelResults:
     def stochastic(self) -> bool:
         return bool(self.first.value("stochastic"))
 
+    @property
+    def unconverged_seeds(self) -> list[int]:
+        """The seeds whose model failed the convergence test (`convergence.converged`); numbers of a model still
+        moving are provisional."""
+        return [r.seed for r in self.replicates if not r.value("convergence.converged")]
+
 
 def read_json(path: str | Path, *, what: str) -> dict[str, Any]:
     path = Path(path)
