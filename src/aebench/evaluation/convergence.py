@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aebench.common.config import Params
-from aebench.evaluation.usage import usage_shares
+from aebench.evaluation.usage_split import usage_shares
 from aebench.training.history import ACTIVITY_PREFIX, USAGE_PREFIX, dimension_columns
 
 OBJECTIVE_COLUMN = "val_loss"  # the variant's validation objective, nats per image

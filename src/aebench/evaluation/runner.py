@@ -43,7 +43,8 @@ from aebench.evaluation.metrics import DETERMINISTIC_NOTE, SAMPLE_SOURCES, check
 from aebench.evaluation.probe import linear_probe
 from aebench.evaluation.reconstruction import decoded_images, posterior_means, posterior_pass
 from aebench.evaluation.sample_quality import Reference, judge_samples, prior_codes
-from aebench.evaluation.usage import decoder_usage, effective_dimensions, usage_shares, used_units
+from aebench.evaluation.usage import decoder_usage
+from aebench.evaluation.usage_split import effective_dimensions, usage_shares, used_units
 
 ENCODE_BATCH = 1000  # images per deterministic encoder/decoder pass: a few MB, fast on CPU and GPU
 EXPOST_FIT_IMAGES = 5_000  # training means a density is fitted on: EM on all 55 000 x 30 takes ~10x longer

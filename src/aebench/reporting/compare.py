@@ -42,7 +42,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from aebench.common.config import Params
 from aebench.evaluation.metrics import DETERMINISTIC_NOTE, METRICS
 from aebench.evaluation.activity import active_units_curve, default_thresholds
-from aebench.evaluation.usage import usage_shares
+from aebench.evaluation.usage_split import usage_shares
 from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MISSING, MetricColumn
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, log_floor, new_figure, save_png, theme
