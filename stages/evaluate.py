@@ -1,7 +1,8 @@
 """DVC stage `evaluate@<dataset>-<variant>`: every test-set number of one variant at every latent size and seed.
 
 Writes, per latent size D and seed s, the metrics JSON (keys documented in
-aebench.evaluation.metrics) under `<metrics>/<dataset>/<variant>/latent-<D>/seed-<s>.json`
+aebench.evaluation.metrics, with the convergence test read from the model's
+training history under `<history>`) under `<metrics>/<dataset>/<variant>/latent-<D>/seed-<s>.json`
 and the latent arrays for the figures under `<latent>`; then logs the numbers
 to the MLflow run that trained that checkpoint. A checkpoint that is not the
 model its output paths name, or was trained with other params, is refused
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aebench.common.cli import run_stage
-from aebench.common.config import EvaluateParams, FigureParams, load_params
+from aebench.common.config import EvaluateParams, FigureParams, Params, load_params
 from aebench.common.errors import CheckpointError
 from aebench.common.files import check_writable, workspace_of
 from aebench.common.layout import Replicate, selected_keys
@@ -30,12 +31,14 @@ from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
+from aebench.evaluation.classifier import load_classifier
+from aebench.evaluation.convergence import Convergence, history_convergence
 from aebench.evaluation.tracking import log_evaluation, training_run_id
 from aebench.data.prepared import load_prepared
-from aebench.evaluation.classifier import load_classifier
 from aebench.evaluation.runner import check_settings_fit_data
 from aebench.models.autoencoder import model_config
 from aebench.models.checkpoint import check_checkpoint_config, load_model
+from aebench.training.progress import StageProgress
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latent-dim", type=int, help="evaluate this latent size only (default: every one)")
     parser.add_argument("--prepared", type=Path, required=True, help="folder of prepared <dataset>.npz files")
     parser.add_argument("--models", type=Path, required=True, help="root folder of the checkpoints")
+    parser.add_argument("--history", type=Path, required=True, help="root folder of the training histories")
     parser.add_argument("--classifiers", type=Path, required=True, help="folder of <dataset>.pt sample classifiers")
     parser.add_argument("--metrics", type=Path, required=True, help="root folder of the metrics JSONs to write")
     parser.add_argument("--latent", type=Path, required=True, help="root folder of the latent arrays to write")
@@ -64,6 +68,7 @@ class EvaluateJob:
     latent: Path
     settings: EvaluateParams
     figures: FigureParams
+    convergence: Convergence
     device: str
 
 
@@ -92,7 +97,8 @@ def evaluate_job(job: EvaluateJob) -> EvaluateResult:
     def log(line: str) -> None:
         print(f"evaluate {job.replicate.name}: {line}", file=sys.stderr, flush=True)
 
-    evaluation = evaluate_replicate(model, data, classifier, real, job.settings, job.figures, device=job.device, log=log)
+    evaluation = evaluate_replicate(model, data, classifier, real, job.settings, job.figures,
+                                    convergence=job.convergence, device=job.device, log=log)
     write_npz(job.latent, **evaluation.latent)
     write_json(job.metrics, evaluation.metrics)  # last: its presence means the evaluation finished
     return EvaluateResult(metrics=evaluation.metrics, seconds=time.perf_counter() - started)
@@ -106,6 +112,7 @@ def summary(metrics: dict, seconds: float) -> str:
     parts += [
         f"active {latent['active_units']}/{dims}", f"used {latent['used_units']}/{dims}",
         f"probe {metrics['probe']['accuracy']:.3f}", f"precision {metrics['samples']['prior']['precision']:.3f}",
+        "converged" if metrics["convergence"]["converged"] else f"NOT converged ({metrics['convergence']['reason']})",
         f"{seconds:.1f} s",
     ]
     return ", ".join(parts)
@@ -132,11 +139,13 @@ def main(argv: list[str] | None = None) -> None:
             raise CheckpointError(f"{classifier}: a classifier of {judged!r}, but it would judge {dataset!r} samples")
     for dataset in {key.dataset for key in keys}:
         check_settings_fit_data(params.evaluate, load_prepared(args.prepared / f"{dataset}.npz"))
+    convergence = {r: model_convergence(r.path(args.history, ".csv"), params) for r in replicates}
     jobs = [
         EvaluateJob(
             replicate=r, checkpoint=r.path(args.models, ".pt"), data=args.prepared / f"{r.key.dataset}.npz",
             classifier=args.classifiers / f"{r.key.dataset}.pt", metrics=r.path(args.metrics, ".json"),
-            latent=r.path(args.latent, ".npz"), settings=params.evaluate, figures=params.figures, device=str(device),
+            latent=r.path(args.latent, ".npz"), settings=params.evaluate, figures=params.figures,
+            convergence=convergence[r], device=str(device),
         )
         for r in replicates
     ]
@@ -144,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     check_writable([path for job in jobs for path in (job.metrics, job.latent)] + list(runinfo.values()))
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
+    progress = StageProgress(total=len(jobs), label="evaluate")
     with Jobs(evaluate_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:
         # While the workers start: the MLflow store, and the run that trained each checkpoint.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
@@ -161,6 +171,15 @@ def main(argv: list[str] | None = None) -> None:
                 "device": job.device, "checkpoint_sha256": sha256[job.replicate],
             })
             print(f"{name}: {summary(result.metrics, result.seconds)} -> {job.metrics}", file=sys.stderr)
+            progress.job_done(name)
+
+
+def model_convergence(history: Path, params: Params) -> Convergence:
+    """The convergence test of one model, from its history; a one-line error naming a missing or bad file."""
+    try:
+        return history_convergence(history, params)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"{history}: not a training history of this code ({err})") from None
 
 
 if __name__ == "__main__":

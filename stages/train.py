@@ -35,6 +35,7 @@ from aebench.common.tracking import (
     resolve_tracking_uri,
 )
 from aebench.models.autoencoder import model_config
+from aebench.training.progress import StageProgress
 from aebench.training.tracking import finish_training_run, open_training_run
 from aebench.training.trainer import TrainingResult, resume_key
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
     runs: dict[Replicate, TrackedRun] = {}
+    progress = StageProgress(total=len(jobs), label="train")
     with Jobs(train_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:
         # While the workers start: the MLflow store, and one run per replicate.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
                 last = result.history[-1]
                 print(f"{job.replicate.name}: {len(result.history)} epochs, val_loss {last['val_loss']:.2f} "
                       f"nats/image, {sum(result.epoch_seconds):.1f} s -> {job.checkpoint}", file=sys.stderr)
+                progress.job_done(job.replicate.name)
         except BaseException as error:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
             for tracked in runs.values():

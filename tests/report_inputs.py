@@ -24,7 +24,8 @@ from PIL import Image
 
 from aebench.common.layout import ModelKey
 from aebench.evaluation.metrics import SAMPLE_SOURCES, check_metrics
-from aebench.reporting.results import ACTIVITY_PREFIX, LatentArrays, ModelResults, ReplicateResult
+from aebench.reporting.results import LatentArrays, ModelResults, ReplicateResult
+from aebench.training.history import ACTIVITY_PREFIX, USAGE_PREFIX
 
 SAMPLES = 300  # samples judged per source
 UNIFORM = [SAMPLES // 10] * 10  # a class histogram with every class equally often
@@ -86,6 +87,9 @@ def metrics_payload(key: ModelKey, seed: int, values: Mapping[str, Any] | None =
         "interpolation.start_label": 0, "interpolation.end_label": 7,
         "interpolation.frame_labels": [0] * (INTERPOLATION_FRAMES // 2) + [7] * (INTERPOLATION_FRAMES // 2),
         "interpolation.classes_between": 0,
+        "convergence.epochs": 3, "convergence.window": 2, "convergence.tolerance_nats": 0.1,
+        "convergence.slope": -0.05, "convergence.flat": True, "convergence.used_stable": True,
+        "convergence.active_stable": True, "convergence.converged": True, "convergence.reason": "passed",
     }
     for source in SAMPLE_SOURCES:
         flat |= histogram_values(source, UNIFORM)
@@ -102,7 +106,7 @@ def metrics_payload(key: ModelKey, seed: int, values: Mapping[str, Any] | None =
 
 def history(latent_dim: int, *, train: Sequence[float] = (300.0, 200.0, 150.0),
             val: Sequence[float] | None = None, activity: Sequence[Sequence[float]] | None = None) -> pd.DataFrame:
-    """A per-epoch history as `read_history` returns it: epoch, train/val loss and recon, validation A_u per dim."""
+    """A per-epoch history as `read_history` returns it: epoch, train/val loss and recon, validation A_u and usage."""
     val = [v * 1.02 for v in train] if val is None else val
     epochs = len(train)
     frame = pd.DataFrame({
@@ -113,6 +117,8 @@ def history(latent_dim: int, *, train: Sequence[float] = (300.0, 200.0, 150.0),
     rows = activity if activity is not None else [default_activity(latent_dim)] * epochs
     for unit in range(latent_dim):
         frame[f"{ACTIVITY_PREFIX}{unit:03d}"] = [float(row[unit]) for row in rows]
+    for unit in range(latent_dim):  # the decoder's usage follows the activity
+        frame[f"{USAGE_PREFIX}{unit:03d}"] = [float(row[unit]) for row in rows]
     return frame
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from report_inputs import nest
+from report_inputs import history, nest
 
 from aebench.common.config import params_from_dict, read_yaml
 from aebench.common.layout import ModelKey
@@ -73,6 +73,7 @@ def replicate(key: ModelKey, seed: int, *, au_threshold: float = 0.01,
         "latent.used_units": int(np.count_nonzero(shares > usage_threshold)),
         "latent.effective_dims": float(np.exp(-(shares * np.log(shares)).sum())),
         "latent.knn_accuracy": float(rng.uniform(0.5, 0.95)), "probe.accuracy": float(rng.uniform(0.5, 0.95)),
+        "convergence.converged": seed == 0,  # seed 1 of every model failed its convergence test
     }
     for source in ("prior", "gaussian", "gmm"):
         for name in ("precision", "recall", "mean_confidence", "class_entropy", "top_class_share"):
@@ -80,7 +81,11 @@ def replicate(key: ModelKey, seed: int, *, au_threshold: float = 0.01,
         flat[f"samples.{source}.frechet_distance"] = float(rng.uniform(1, 60))
     mu = rng.normal(size=(20, dims)) * np.sqrt(activity)  # (N, D): posterior means with variance ~ A_u
     latent = LatentArrays(mu=mu, labels=np.arange(20) % 10, activity=activity, expost={})
-    return ReplicateResult(replicate=key.replicate(seed), metrics=nest(flat), history=pd.DataFrame(), latent=latent)
+    # Three epochs; a unit switches off after the first (the last dimension's activity and usage drop to 0).
+    dying = activity.copy()
+    dying[-1] = 0.0
+    frame = history(dims, train=(300.0 - seed, 200.0, 150.0), activity=[activity, dying, dying])
+    return ReplicateResult(replicate=key.replicate(seed), metrics=nest(flat), history=frame, latent=latent)
 
 
 def study(datasets=DATASETS, **thresholds) -> list[ModelResults]:
@@ -122,7 +127,8 @@ def drawn(tmp_path_factory):
 def test_every_registered_figure_is_written_once_per_dataset_and_nothing_else(drawn):
     out, written = drawn
     names = list(COMPARE_FIGURES)
-    assert names == ["metrics", "activity", "active_units_curve", "usage", "emae_mu_lines", "rate_distortion"]
+    assert names == ["metrics", "activity", "active_units_curve", "usage", "emae_mu_lines", "rate_distortion",
+                     "learning_curves"]
     assert list(written) == list(DATASETS)
     for dataset, figures in written.items():
         assert [(spec.name, path.name) for spec, path in figures] == [(n, f"{dataset}-{n}.png") for n in names]
@@ -141,6 +147,7 @@ def test_each_png_has_the_pixel_size_its_panels_give(drawn):
         "usage": (2 * PANEL_PX["usage"][0], PANEL_PX["usage"][1] + HEADER_PX),
         "emae_mu_lines": (2 * PANEL_PX["emae_mu_lines"][0], PANEL_PX["emae_mu_lines"][1] + HEADER_PX),  # VAE, EM-AE
         "rate_distortion": (PANEL_PX["rate_distortion"][0], PANEL_PX["rate_distortion"][1] + HEADER_PX),
+        "learning_curves": (3 * PANEL_PX["learning_curves"][0], 2 * PANEL_PX["learning_curves"][1] + HEADER_PX),
     }
     for dataset in DATASETS:
         for name, size in expected.items():
@@ -248,6 +255,24 @@ def test_au_curve_caption_quotes_the_count_range_over_seeds():
     assert vae.values("latent.active_units") == [3, 3]
     assert "VAE-6 3," in caption
     assert caption.endswith("EM-AE-6 6.")  # every shrunk dimension is still above 0.01
+
+
+def test_learning_curves_draw_each_seeds_objective_and_unit_counts_per_epoch():
+    results = of_dataset(study())
+    with theme():
+        lines = lines_by_gid(COMPARE_FIGURES["learning_curves"].draw(results, context()))
+    vae = next(m for m in results if m.key.variant == "vae" and m.key.latent_dim == 6)
+    for r in vae.replicates:
+        epochs, objective = lines[f"{r.replicate.name}:validation objective"].get_data()
+        assert list(epochs) == [1, 2, 3]
+        np.testing.assert_allclose(objective, r.history["val_loss"])
+        active = lines[f"{r.replicate.name}:active units"].get_ydata()
+        assert list(active) == [3, 3, 3]  # half of the VAE's 6 are off; the dying one was already off
+    ae = next(m for m in results if m.key.variant == "ae" and m.key.latent_dim == 6)
+    for quantity in ("used units", "active units"):
+        assert list(lines[f"{ae.first.replicate.name}:{quantity}"].get_ydata()) == [6, 5, 5]  # the last unit dies
+    caption = COMPARE_FIGURES["learning_curves"].caption(results, context())
+    assert "AE-6" in caption and "used 5, active 5, 1/2 converged" in caption
 
 
 def test_activity_profiles_are_sorted_per_seed_and_the_caption_quotes_mean_active_units():

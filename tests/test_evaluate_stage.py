@@ -24,9 +24,11 @@ from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import SampleClassifier, save_classifier
+from aebench.evaluation.convergence import history_convergence
 from aebench.evaluation.metrics import DETERMINISTIC_NOTE, check_metrics
 from aebench.models.autoencoder import model_config
 from aebench.models.checkpoint import load_model, save_checkpoint
+from aebench.training.trainer import write_history
 
 VARIANTS = {"ae": {"objective": "deterministic"}, "vae": {"objective": "kl_split", "beta": 1.0, "gamma": 1.0}}
 LATENT_DIMS = [2, 4]
@@ -52,17 +54,34 @@ def build_workspace(root: Path) -> Path:
     save_classifier(root / "models" / "classifiers" / "mnist.pt", SampleClassifier().eval(),
                     config={"dataset": "mnist"}, test_accuracy=0.1)
     params, found = replicates()
-    for replicate in found.values():
+    for (variant, latent_dim), replicate in found.items():
         model = make_model(model_config(params, replicate))
         save_checkpoint(replicate.path(root / "models", ".pt"), model, epochs_done=2)
+        # The vae-2 trained long enough to pass the convergence test; the others only 2 epochs.
+        epochs = CONVERGED_EPOCHS if (variant, latent_dim) == ("vae", 2) else 2
+        write_history(replicate.path(root / "history", ".csv"), synthetic_history(epochs, latent_dim))
     seed_store(root)
     return root
+
+
+CONVERGED_EPOCHS = 8
+
+
+def synthetic_history(epochs: int, latent_dim: int) -> list[dict[str, float]]:
+    """A flat objective over `epochs`, every dimension active and used throughout."""
+    rows = []
+    for epoch in range(1, epochs + 1):
+        row = {"epoch": epoch, "train_loss": 100.0, "val_loss": 101.0}
+        row |= {f"val_activity_{u:03d}": 1.0 for u in range(latent_dim)}
+        row |= {f"val_usage_{u:03d}": 0.5 for u in range(latent_dim)}
+        rows.append(row)
+    return rows
 
 
 def stage_args(root: Path, *selectors: str, metrics: str = "metrics", latent: str = "latent") -> list[str]:
     return [
         "--dataset", "mnist", *selectors, "--prepared", str(root / "data" / "prepared"),
-        "--models", str(root / "models"), "--classifiers", str(root / "models" / "classifiers"),
+        "--models", str(root / "models"), "--history", str(root / "history"), "--classifiers", str(root / "models" / "classifiers"),
         "--metrics", str(root / metrics), "--latent", str(root / latent), "--runinfo", str(root / "runinfo"),
         "--params", str(root / "params.yaml"),
     ]
@@ -142,6 +161,19 @@ def test_every_model_gets_metrics_that_pass_the_schema_and_its_latent_arrays(eva
         assert metrics["test"]["images"] == SIZES["test"] and metrics["test"]["iw_samples"] == 8
         assert all(metrics["samples"][source]["count"] == 60 for source in ("prior", "gaussian", "gmm"))
         assert (metrics["manifold"]["roughness"] is None) is (latent_dim != 2)
+        convergence = metrics["convergence"]  # read from the history beside the checkpoint
+        assert convergence["converged"] is ((variant, latent_dim) == ("vae", 2))
+        assert convergence["epochs"] == (CONVERGED_EPOCHS if convergence["converged"] else 2)
+
+
+def test_a_missing_history_is_one_line_before_any_output(tmp_path, stage, capsys):
+    root = build_workspace(tmp_path)
+    _, found = replicates()
+    missing = found[("vae", 4)].path(root / "history", ".csv")
+    missing.unlink()
+    line = refused(stage, stage_args(root, "--variant", "vae"), capsys)
+    assert "training history not found" in line and str(missing) in line
+    assert_nothing_written(root)
 
 
 def test_the_latent_file_holds_the_means_the_encoder_gives_the_binarized_test_images(evaluated):
@@ -363,10 +395,14 @@ def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agr
     classifier = SampleClassifier().eval()
     data = load_prepared(write_prepared_file(tmp_path / "mnist.npz", SIZES))
 
+    history = tmp_path / "history.csv"
+    write_history(history, synthetic_history(2, 2))
+    convergence = history_convergence(history, params)
+
     def evaluate(device: str) -> dict:
         real = reference(classifier.to(device), data.split("test")[0], device=device)
         return evaluate_replicate(model.to(device), data, classifier.to(device), real, params.evaluate, params.figures,
-                                  device=device, log=lambda line: None).metrics
+                                  convergence=convergence, device=device, log=lambda line: None).metrics
 
     first, again = evaluate("cuda"), evaluate("cuda")
     assert first == again

@@ -68,6 +68,7 @@ def study_raw(**figures) -> dict:
 
 def train_and_evaluate(root: Path, params, data, classifier, real, replicate) -> None:
     """What the train and evaluate stages write for one replicate, via the same library calls."""
+    from aebench.evaluation.convergence import history_convergence
     from aebench.evaluation.runner import evaluate_replicate
     from aebench.models.autoencoder import model_config
     from aebench.training.trainer import TrainingPaths, train_replicate
@@ -79,7 +80,7 @@ def train_and_evaluate(root: Path, params, data, classifier, real, replicate) ->
     train_replicate(model, train_images=data.split("train")[0], val_images=data.split("val")[0], paths=paths,
                     device=torch.device("cpu"), stream=io.StringIO())
     evaluation = evaluate_replicate(model.eval(), data, classifier, real, params.evaluate, params.figures,
-                                    log=lambda line: None)
+                                    convergence=history_convergence(paths.history, params), log=lambda line: None)
     write_npz(replicate.path(root / "latent", ".npz"), **evaluation.latent)
     write_json(replicate.path(root / "metrics", ".json"), evaluation.metrics)
 

@@ -52,6 +52,8 @@ def vae_payload(latent_dim: int = 3) -> dict:
         "samples": {source: samples() for source in SAMPLE_SOURCES},
         "manifold": {"roughness": None, "mean_confidence": None, "corner_confidence": None},
         "interpolation": {"start_label": 0, "end_label": 7, "frame_labels": [0, 0, 6, 7, 7], "classes_between": 1},
+        "convergence": {"epochs": 12, "window": 5, "tolerance_nats": 0.1, "slope": -0.03, "flat": True,
+                        "used_stable": True, "active_stable": True, "converged": True, "reason": "passed"},
     }
 
 
@@ -156,6 +158,11 @@ def broken(change, make=vae_payload) -> dict:
          "manifold.corner_confidence: must not be null"),
         (broken(lambda p: p["interpolation"].update(frame_labels=[0, -1])), "interpolation.frame_labels: must be >= 0"),
         (broken(lambda p: p.update(test=[])), "test: expected a mapping"),
+        (broken(lambda p: p["convergence"].update(flat=False)),
+         "convergence.converged: disagrees with epochs, window, flat and the stable sets"),
+        (broken(lambda p: p["convergence"].update(epochs=3)), "convergence.converged: disagrees"),
+        (broken(lambda p: p["convergence"].update(converged="yes")), "convergence.converged: expected true or false"),
+        (broken(lambda p: p["convergence"].update(window=1)), "convergence.window: must be >= 2"),
     ],
 )
 def test_schema_violations_are_named(payload, culprit):

@@ -33,7 +33,11 @@ from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import load_prepared
 from aebench.models.autoencoder import model_config
 from aebench.models.checkpoint import load_model
+from aebench.common.runtime import generator
+from aebench.evaluation.usage import decoder_usage
+from aebench.training.progress import StageProgress, duration
 from aebench.training.trainer import (
+    USAGE_IMAGES,
     TrainingPaths,
     evaluate_terms,
     load_resume,
@@ -111,11 +115,14 @@ class Spy:
     ("variant", "terms"),
     [("ae", ["loss", "recon"]), ("vae", ["loss", "recon", "kl", "mu_penalty", "variance_penalty"])],
 )
-def test_history_lists_every_term_and_each_dimensions_activity_and_no_wall_time(data, tmp_path, variant, terms):
+def test_history_lists_every_term_and_each_dimensions_activity_and_usage_and_no_wall_time(
+    data, tmp_path, variant, terms
+):
     result, paths = run_training(tiny_config(variant, latent_dim=2), data, tmp_path)
     rows = csv_rows(paths.history)
     assert list(rows[0]) == [
         "epoch", *[f"train_{t}" for t in terms], *[f"val_{t}" for t in terms], "val_activity_000", "val_activity_001",
+        "val_usage_000", "val_usage_001",
     ]
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert [{k: float(v) for k, v in row.items()} for row in rows] == result.history
@@ -155,6 +162,11 @@ def test_the_last_epochs_validation_numbers_are_the_final_models(data, tmp_path)
     last = result.history[-1]
     assert [last[f"val_activity_{u:03d}"] for u in range(3)] == pytest.approx(variances.tolist(), rel=1e-6)
     assert last["val_loss"] == pytest.approx(evaluate_terms(model, targets, seed=0)["loss"], rel=1e-6)
+    with torch.no_grad():  # usage as evaluation measures it, on the same images with the same pairing
+        usage = decoder_usage(model.decode_images, model.encode(targets[:USAGE_IMAGES])[0],
+                              generator=generator(0, "validation-usage"))
+    assert [last[f"val_usage_{u:03d}"] for u in range(3)] == pytest.approx(usage.tolist(), rel=1e-6)
+    assert all(last[f"val_usage_{u:03d}"] > 0 for u in range(3))  # a trained decoder reads every code dimension
 
 
 @pytest.mark.parametrize("variant", ["ae", "vae"])
@@ -318,9 +330,31 @@ def test_progress_is_plain_lines_off_a_terminal_and_bars_on_one(data, tmp_path):
     assert [line.split(" train_loss")[0] for line in lines] == ["train: epoch 1/2", "train: epoch 2/2"]
     assert "\r" not in plain.getvalue()
 
+    assert lines[0].endswith(" left)") and lines[1].endswith("~0 s left)")  # the last epoch leaves nothing
+
     terminal = Terminal()
     run_training(config, data, tmp_path / "b", stream=terminal)
     assert "\r" in terminal.getvalue() and "2/2" in terminal.getvalue()  # tqdm redraws its bars in place
+
+
+def test_a_stage_prints_each_finished_job_with_the_time_left_at_the_pace_so_far():
+    now = [100.0]
+    stream = io.StringIO()
+    progress = StageProgress(total=4, label="train", stream=stream, clock=lambda: now[0])
+    now[0] += 120  # the first job took 2 min: 3 more at that pace
+    progress.job_done("mnist-vae-30-seed-0")
+    now[0] += 4000  # the second, much slower: the estimate follows the mean pace
+    progress.job_done("mnist-vae-30-seed-1")
+    assert stream.getvalue().splitlines() == [
+        "train: 1/4 done (mnist-vae-30-seed-0), 2 min elapsed, ~6 min left",
+        "train: 2/4 done (mnist-vae-30-seed-1), 1 h 09 min elapsed, ~1 h 09 min left",
+    ]
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(0, "0 s"), (59.4, "59 s"), (90, "2 min"), (3599, "1 h 00 min"),
+                                                (7260, "2 h 01 min")])
+def test_durations_read_as_seconds_minutes_or_hours(seconds, shown):
+    assert duration(seconds) == shown
 
 
 # --- the train stage ------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from aebench.evaluation.activity import active_units_curve, activity, default_thresholds
-from aebench.evaluation.usage import decoder_usage, effective_dimensions, usage_shares, used_units
+from aebench.evaluation.usage import decoder_usage
+from aebench.evaluation.usage_split import effective_dimensions, usage_shares, used_units
 
 
 def linear_decoder(weights: torch.Tensor, bias: torch.Tensor):

@@ -121,6 +121,17 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ConvergenceParams:
+    window: int = field(metadata=_min(2))  # the last epochs judged (a slope needs two points)
+    tolerance_nats: float = field(metadata=_min(0))  # the largest validation-objective fall per epoch still "flat"
+
+
+@dataclass(frozen=True)
+class ClaimParams:
+    max_seeds: int = field(metadata=_min(2))  # the cap of the seeds a non-decisive claim is said to need
+
+
+@dataclass(frozen=True)
 class FigureParams:
     samples_grid: int = field(metadata=_min(1))
     recon_images: int = field(metadata=_min(1))
@@ -149,6 +160,8 @@ class Params:
     train: TrainParams
     classifier: ClassifierParams
     evaluate: EvaluateParams
+    convergence: ConvergenceParams
+    claims: ClaimParams
     figures: FigureParams
     mlflow: MlflowParams
 

@@ -219,6 +219,34 @@ METRICS: dict[str, Metric] = {
     "interpolation.classes_between": Metric(
         kind="int", doc="distinct classes other than the two ends among the frame labels", unit="classes", minimum=0,
     ),
+    "convergence.epochs": Metric(kind="int", doc="epochs the model trained (rows of its history)", unit="epochs",
+                                 minimum=1),
+    "convergence.window": Metric(
+        kind="int", doc="the last epochs the convergence test judges (convergence.window)", unit="epochs", minimum=2
+    ),
+    "convergence.tolerance_nats": Metric(
+        kind="float", doc="the largest fall per epoch of the validation objective still counted flat "
+        "(convergence.tolerance_nats)", unit="nats/image per epoch", minimum=0,
+    ),
+    "convergence.slope": Metric(
+        kind="float", doc="least-squares slope of the validation objective (the variant's own loss; the -ELBO for "
+        "the VAE) against the epoch over the window; null when fewer epochs than the window",
+        unit="nats/image per epoch", nullable=True,
+    ),
+    "convergence.flat": Metric(kind="bool", doc="slope >= -tolerance_nats (the objective no longer improves)"),
+    "convergence.used_stable": Metric(
+        kind="bool", doc="the used set (validation decoder-usage share > evaluate.usage_threshold, on a fixed "
+        "subset of validation images) is the same at every epoch of the window",
+    ),
+    "convergence.active_stable": Metric(
+        kind="bool", doc="the active set (validation A_u > evaluate.au_threshold) is the same at every epoch of the "
+        "window",
+    ),
+    "convergence.converged": Metric(
+        kind="bool", doc="the model passes the convergence test: at least window epochs, flat, used and active "
+        "sets stable; its other numbers describe a trained model, not one still moving",
+    ),
+    "convergence.reason": Metric(kind="str", doc="'passed', or why the test fails, in words"),
 }
 
 METRIC_DOCS: dict[str, str] = {
@@ -323,6 +351,10 @@ def _check_consistency(payload: dict) -> None:
     for name in ("active_units", "used_units"):
         if latent[name] > dims:
             raise MetricsError(f"latent.{name}: {latent[name]} exceeds latent_dim {dims}")
+    test = payload["convergence"]
+    if test["converged"] != (test["epochs"] >= test["window"] and test["flat"] and test["used_stable"]
+                             and test["active_stable"]):
+        raise MetricsError("convergence.converged: disagrees with epochs, window, flat and the stable sets")
     for source in SAMPLE_SOURCES:
         samples = payload["samples"][source]
         histogram = samples["class_histogram"]

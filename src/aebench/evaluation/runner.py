@@ -26,6 +26,7 @@ from aebench.common.runtime import derived_seed, generator
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import PreparedData
 from aebench.evaluation.classifier import SampleClassifier, classify
+from aebench.evaluation.convergence import Convergence
 from aebench.evaluation.expost import fit_expost
 from aebench.evaluation.geometry import (
     aggregate_posterior_moments,
@@ -43,7 +44,8 @@ from aebench.evaluation.metrics import DETERMINISTIC_NOTE, SAMPLE_SOURCES, check
 from aebench.evaluation.probe import linear_probe
 from aebench.evaluation.reconstruction import decoded_images, posterior_means, posterior_pass
 from aebench.evaluation.sample_quality import Reference, check_precision_recall_k, judge_samples, prior_codes
-from aebench.evaluation.usage import decoder_usage, effective_dimensions, usage_shares, used_units
+from aebench.evaluation.usage import decoder_usage
+from aebench.evaluation.usage_split import effective_dimensions, usage_shares, used_units
 
 ENCODE_BATCH = 1000  # images per deterministic encoder/decoder pass: a few MB, fast on CPU and GPU
 EXPOST_FIT_IMAGES = 5_000  # training means a density is fitted on: EM on all 55 000 x 30 takes ~10x longer
@@ -85,10 +87,12 @@ def evaluate_replicate(
     settings: EvaluateParams,
     figures: FigureParams,
     *,
+    convergence: Convergence,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
 ) -> Evaluation:
-    """All metrics of `model` (on `device`, eval mode) on the test split of `data`."""
+    """All metrics of `model` (on `device`, eval mode) on the test split of `data`, and its `convergence`
+    test (`aebench.evaluation.convergence`, read from its training history)."""
     device = torch.device(device)
     config = model.config
     seed, binarize = config["seed"], config["data"]["binarize"]
@@ -176,6 +180,7 @@ def evaluate_replicate(
         "samples": samples,
         "manifold": manifold_metrics(model, classifier, test_images, figures, seed=seed, device=device),
         "interpolation": interpolation_metrics(model, classifier, targets, test_labels, figures, device=device),
+        "convergence": convergence.to_metrics(),
     }
     check_metrics(metrics)
     keep = min(settings.latent_images, len(targets))

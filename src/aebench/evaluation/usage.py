@@ -19,6 +19,9 @@ posterior signal-to-noise Var_x(mu_u) / E_x[sigma_u^2]: the AE has no sigma,
 and the EM-AE, free to shrink sigma, would score every dimension as highly
 informative whether or not its decoder uses it.
 
+How the use is split over the dimensions (shares, effective dimensions, used
+units) is `usage_split`'s, torch-free so that the report reads it.
+
 Caveat: swapping one coordinate gives codes that may lie off the joint code
 distribution when dimensions are correlated, so the decoder is probed a
 little outside what it was trained on. Usage is not additive over
@@ -79,32 +82,3 @@ def decoder_usage(
             change = decode(swapped).flatten(1).double() - base  # (B, P)
             totals[u] += change.pow(2).sum().cpu()
     return (totals / n).numpy()
-
-
-def usage_shares(usage: np.ndarray) -> np.ndarray:
-    """usage (D,) -> float64 (D,) summing to 1; all zeros when no dimension is used (not NaN)."""
-    values = np.asarray(usage, dtype=np.float64)
-    if values.ndim != 1 or np.any(values < 0):
-        raise ValueError(f"usage must be a non-negative vector (D,), got shape {values.shape}")
-    total = values.sum()
-    return values / total if total > 0 else np.zeros_like(values)
-
-
-def effective_dimensions(shares: np.ndarray) -> float:
-    """exp(entropy of the shares): 1 when one dimension carries everything, D when all carry equally.
-
-    0 for all-zero shares (a decoder that ignores its whole latent uses no dimension).
-    """
-    values = np.asarray(shares, dtype=np.float64)
-    total = values.sum()
-    if total == 0:
-        return 0.0
-    if np.any(values < 0) or not np.isclose(total, 1.0):
-        raise ValueError(f"shares must be non-negative and sum to 1 (or all be 0), got sum {total}")
-    nonzero = values[values > 0]
-    return float(np.exp(-(nonzero * np.log(nonzero)).sum()))
-
-
-def used_units(shares: np.ndarray, *, threshold: float) -> int:
-    """How many dimensions carry more than `threshold` of the decoder's usage."""
-    return int(np.count_nonzero(np.asarray(shares) > threshold))

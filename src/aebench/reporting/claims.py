@@ -9,26 +9,37 @@ states the metric and the threshold that decide it, and evaluates it on a
   of the difference excludes zero in the claimed direction;
 - "does not hold": no seed satisfies it, no seed's difference is in the
   claimed direction, or the interval excludes zero the other way;
-- "inconclusive": seeds disagree, or the interval contains zero;
+- "inconclusive": seeds disagree, or the interval contains zero, or there is
+  a single seed (one seed decides nothing: no interval, no agreement);
 - "not measured": the setup lacks the models the claim is about.
 
-With a single seed a comparison has no interval: the verdict then follows the
-one difference and says so. Every number is read from the metrics and history
-files; nothing here is typed from a run.
+`assess` adds what the ledger states beside each verdict: n, the seeds of the
+models the claim read (the fewest of them); "provisional" when any of those
+models failed its convergence test (`aebench.evaluation.convergence`), so the
+verdict may move with more training and decides nothing; and the seed rule
+for a claim that is not decisive: the seeds its observed spread needs before
+the interval can clear zero (`statistics.seeds_needed`), up to the params'
+`claims.max_seeds`. Every number is read from the metrics and history files;
+nothing here is typed from a run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aebench.evaluation.activity import activity_split
 from aebench.reporting.labels import class_names, variant_label
 from aebench.reporting.results import ModelResults
-from aebench.reporting.statistics import paired_difference, summarize
+from aebench.reporting.statistics import paired_difference, seeds_needed, summarize
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
+PROVISIONAL = "provisional"
+# The paired differences each interval-decided part of the claim being assessed compared (see `assess`).
+_DIFFERENCES: ContextVar[list[list[float]] | None] = ContextVar("claim_differences", default=None)
 
 
 @dataclass(frozen=True)
@@ -40,9 +51,16 @@ class Setup:
     figures: Path  # per-model figures root: <figures>/<dataset>/<variant>/latent-<D>/<name>.png
     compare: Path  # comparison figures: <compare>/<dataset>-<name>.png
     binarize: str  # the setup's data.binarize: "dynamic" (binary pixels) or "none" (grey levels)
+    read: list[ModelResults] = field(default_factory=list, compare=False, repr=False)  # what `model` gave out
 
     def model(self, dataset: str, variant: str, size: str | int = "largest") -> ModelResults | None:
         """The model of this dataset and variant at the smallest, largest or a given latent size."""
+        found = self._find(dataset, variant, size)
+        if found is not None:
+            self.read.append(found)
+        return found
+
+    def _find(self, dataset: str, variant: str, size: str | int) -> ModelResults | None:
         candidates = [r for r in self.results if r.key.dataset == dataset and r.key.variant == variant]
         if not candidates:
             return None
@@ -78,10 +96,75 @@ class Claim:
     evaluate: Callable[[Setup], Outcome] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """A claim's outcome on a setup with what the ledger states beside it."""
+
+    outcome: Outcome
+    n: int | None  # seeds of the models the claim read (the fewest); None when it read none
+    unconverged: tuple[str, ...]  # "VAE-30 seed 1": the models it read that failed the convergence test
+    seeds_needed: str  # the seed rule's answer for a claim that is not decisive; "" when it is
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.unconverged) and self.outcome.verdict != NOT_MEASURED
+
+    @property
+    def verdict(self) -> str:
+        """The verdict as the ledger states it: a provisional one is never "holds" or "does not hold"."""
+        return f"{PROVISIONAL} ({self.outcome.verdict})" if self.provisional else self.outcome.verdict
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in (HOLDS, FAILS)
+
+    def note(self) -> str:
+        """n, and why the verdict is provisional or how many seeds would decide it."""
+        parts = [f"n = {self.n}"] if self.n is not None else []
+        if self.provisional:
+            parts.append(f"provisional: {', '.join(self.unconverged)} failed the convergence test")
+        if self.seeds_needed:
+            parts.append(f"seeds needed: {self.seeds_needed}")
+        return "; ".join(parts)
+
+
+def assess(claim: Claim, setup: Setup, *, max_seeds: int) -> Assessment:
+    """Evaluate `claim` on `setup`, recording the models it reads and the differences it compares."""
+    recording = dataclasses.replace(setup, read=[])
+    token = _DIFFERENCES.set([])
+    try:
+        outcome = claim.evaluate(recording)
+        differences = _DIFFERENCES.get()
+    finally:
+        _DIFFERENCES.reset(token)
+    models = list({id(m): m for m in recording.read}.values())
+    n = min((len(m.replicates) for m in models), default=None)
+    unconverged = tuple(f"{_label(m)} seed {seed}" for m in models for seed in m.unconverged_seeds)
+    return Assessment(outcome=outcome, n=n, unconverged=unconverged,
+                      seeds_needed=_seed_rule(outcome.verdict, differences, n=n, max_seeds=max_seeds))
+
+
+def _seed_rule(verdict: str, differences: list[list[float]], *, n: int | None, max_seeds: int) -> str:
+    """For a claim that is not decisive, the seeds that would decide it at the observed spread (see `assess`)."""
+    if verdict != INCONCLUSIVE:
+        return ""
+    if n == 1:
+        return "at least 2 (one seed gives no spread to judge)"
+    open_parts = [d for d in differences if not paired_difference([0.0] * len(d), d).excludes_zero]
+    if not open_parts:
+        return "none would: the seeds disagree, and the claim asks every seed to agree"
+    needed = [seeds_needed(d, cap=max_seeds) for d in open_parts]
+    if any(count is None for count in needed):
+        return f"more than {max_seeds} (claims.max_seeds) at the observed spread"
+    return f"{max(needed)} at the observed spread"
+
+
 # --- verdict helpers -------------------------------------------------------------------
 
 
 def _all_or_none(satisfied: Sequence[bool]) -> str:
+    if len(satisfied) < 2:  # one seed: nothing to agree with
+        return INCONCLUSIVE
     if all(satisfied):
         return HOLDS
     if not any(satisfied):
@@ -106,9 +189,11 @@ def _parts(**verdicts: str) -> str:
 def _directional(low: Sequence[float], high: Sequence[float]) -> tuple[str, str]:
     """Verdict on "high exceeds low" from the paired difference high - low; and its interval text."""
     difference = paired_difference(low, high)
+    recorded = _DIFFERENCES.get()
+    if recorded is not None:
+        recorded.append([float(h) - float(l) for l, h in zip(low, high)])
     if difference.n == 1:
-        verdict = HOLDS if difference.mean > 0 else FAILS
-        return verdict, difference.interval(3)  # which says "(one seed: no interval)"
+        return INCONCLUSIVE, difference.interval(3)  # which says "(one seed: no interval)"
     if difference.excludes_zero:
         return (HOLDS if difference.mean > 0 else FAILS), difference.interval(3)
     if all(h <= l for l, h in zip(low, high)):  # no seed shows the claimed difference at all

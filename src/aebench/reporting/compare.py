@@ -42,6 +42,7 @@ from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
 from aebench.common.config import Params
 from aebench.evaluation.metrics import DETERMINISTIC_NOTE, METRICS
 from aebench.evaluation.activity import active_units_curve, default_thresholds
+from aebench.evaluation.usage_split import usage_shares
 from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MISSING, MetricColumn
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, log_floor, new_figure, save_png, theme
@@ -57,13 +58,14 @@ PANEL_PX = {
     "rate_distortion": (760, 560),
     "sweep_plane": (760, 560),
     "sweep_weight": (340, 300),
+    "learning_curves": (380, 300),
 }
 HEADER_PX = 60
 TITLE_BAND_PX, LEGEND_BAND_PX = 28, 32  # the header's split when margins are fixed: suptitle above, legend below
 # Fixed margins (left, right, top, bottom) around each metrics panel: 23 panels laid out by hand draw in half
 # the time constrained layout takes, and the tests draw them often.
 METRIC_MARGINS_PX = (48, 10, 42, 26)
-PANELS_PER_ROW = {"metrics": 4, "emae_mu_lines": 3, "sweep_weight": 3}  # the others are one row
+PANELS_PER_ROW = {"metrics": 4, "emae_mu_lines": 3, "sweep_weight": 3, "learning_curves": 3}  # others: one row
 SIZE_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # one per latent size, in size order
 SIZE_PALETTE = "crest"  # sequential, and unlike the variants' colours: the metrics bars are latent sizes
 ISOLINE_BINS = 4  # about this many -ELBO isolines across the points
@@ -359,6 +361,67 @@ def usage_caption(results: list[ModelResults], context: CompareContext) -> str:
             f"{_mean_counts(results, 'latent.effective_dims', context)}.")
 
 
+# ---------------------------------------------------------------- learning curves
+
+
+def units_per_epoch(replicate: ReplicateResult, context: CompareContext) -> tuple[np.ndarray, np.ndarray]:
+    """(used, active) units at each epoch of the history, on the validation split: (E,) int64 each."""
+    usage = replicate.usage_history().to_numpy(dtype=np.float64)  # (E, D)
+    used = np.array([np.count_nonzero(usage_shares(row) > context.usage_threshold) for row in usage])
+    activity = replicate.activity_history().to_numpy(dtype=np.float64)  # (E, D)
+    return used, np.count_nonzero(activity > context.au_threshold, axis=1)
+
+
+LEARNING_QUANTITIES = ("validation objective", "used units", "active units")
+
+
+def learning_curves_figure(results: list[ModelResults], context: CompareContext) -> Figure:
+    """Per latent size (rows): validation objective, used and active units over epochs; one line per seed."""
+    colors = _variant_colors(results)
+    sizes = _sizes(results)
+    fig, axes = _panels("learning_curves", len(LEARNING_QUANTITIES) * len(sizes))
+    for row, size in enumerate(sizes):
+        panels = axes[row * len(LEARNING_QUANTITIES):(row + 1) * len(LEARNING_QUANTITIES)]
+        for model in _of_size(results, size):
+            for replicate in model.replicates:
+                epochs = replicate.history["epoch"].to_numpy()
+                used, active = units_per_epoch(replicate, context)
+                curves = (replicate.history["val_loss"].to_numpy(), used, active)
+                for ax, quantity, values in zip(panels, LEARNING_QUANTITIES, curves, strict=True):
+                    ax.plot(epochs, values, color=colors[model.key.variant], linewidth=1, marker="o",
+                            markersize=2, alpha=0.8, gid=f"{replicate.replicate.name}:{quantity}")
+        for ax, quantity in zip(panels, LEARNING_QUANTITIES, strict=True):
+            ax.set_title(f"D = {size}: {quantity}", fontsize=10)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+        panels[0].set_ylabel("nats/image")
+        for ax in panels[1:]:
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_ylim(-0.04 * size, 1.04 * size)
+    _variant_legend(fig, results, context, [])
+    fig.suptitle(f"{dataset_label(_dataset(results))}: learning curves on the validation split, every seed",
+                 fontsize=11)
+    return fig
+
+
+def learning_curves_caption(results: list[ModelResults], context: CompareContext) -> str:
+    last = []
+    for model in results:
+        finals = [float(r.history["val_loss"].iloc[-1]) for r in model.replicates]
+        counts = [units_per_epoch(r, context) for r in model.replicates]
+        passed = len(model.replicates) - len(model.unconverged_seeds)
+        last.append(f"{context.model_name(model)} {np.mean(finals):.1f} nats, "
+                    f"used {_spread([u[-1] for u, _ in counts])}, active {_spread([a[-1] for _, a in counts])}, "
+                    f"{passed}/{len(model.replicates)} converged")
+    return (f"Over the epochs of training, on the validation split, for every model and each of the "
+            f"{len(context.seeds)} seeds (one line each) on {dataset_label(_dataset(results))}: the validation "
+            f"objective (each variant's own loss: the -ELBO for the VAE, reconstruction for the AE, the EM-AE's "
+            f"loss for the EM-AE; nats per image), the used units (decoder-usage share > "
+            f"{context.usage_threshold:g}) and the active units (A_u > {context.au_threshold:g}); one row per latent "
+            f"size. The convergence test reads these curves' last epochs. At the last epoch (objective mean over "
+            f"seeds, unit counts' range): {'; '.join(last)}.")
+
+
 # ---------------------------------------------------------------- the emae article's figure
 
 
@@ -520,6 +583,7 @@ COMPARE_FIGURES: dict[str, CompareFigure] = {
         CompareFigure("usage", "Decoder usage shares", usage_caption, usage_figure),
         CompareFigure("emae_mu_lines", "Posterior mean per dimension", emae_mu_lines_caption, emae_mu_lines_figure),
         CompareFigure("rate_distortion", "Rate-distortion plane", rate_distortion_caption, rate_distortion_figure),
+        CompareFigure("learning_curves", "Learning curves", learning_curves_caption, learning_curves_figure),
     )
 }
 

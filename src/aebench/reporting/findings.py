@@ -6,7 +6,8 @@ through their paired per-seed differences (`statistics.paired_difference`).
 A finding orders two variants only when the 95% t-interval of the mean
 difference excludes zero; otherwise it says they are not distinguishable with
 n seeds and gives the interval. So a study with other parameters, or more
-seeds, reads differently.
+seeds, reads differently. A comparison involving a model with a seed that
+failed its convergence test is marked provisional: that model is still moving.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ class Comparison:
         return self.difference.excludes_zero
 
     def sentence(self) -> str:
+        unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in (self.a, self.b)
+                       for seed in m.unconverged_seeds]
+        if unconverged:
+            return f"provisional ({', '.join(unconverged)} failed the convergence test): {self._comparison()}"
+        return self._comparison()
+
+    def _comparison(self) -> str:
         column, digits = self.column, self.column.digits
         a, b = variant_label(self.a.key.variant), variant_label(self.b.key.variant)
         n = self.difference.n

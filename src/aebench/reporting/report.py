@@ -18,15 +18,13 @@ from ruamel.yaml import YAML
 
 from aebench.common.config import Params
 from aebench.evaluation.metrics import METRIC_DOCS  # the schema module: no torch
-from aebench.reporting.claims import Claim, Outcome, Setup
+from aebench.reporting.claims import Claim, Setup, assess
 from aebench.reporting.columns import COLUMNS, MetricColumn
 from aebench.reporting.findings import comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
 from aebench.reporting.results import ModelResults, ReportInputError
 from aebench.reporting.statistics import summarize
-
-STABLE_EPOCHS = 3  # the active set must not change over this many last epochs to count as settled
 
 # What each sample metric rewards: the "how computed" section quotes this.
 SAMPLE_METRIC_MEANING = {
@@ -113,19 +111,29 @@ def introduction(inputs: ReportInputs) -> list[Block]:
 
 
 def ledger_section(inputs: ReportInputs) -> list[Block]:
+    max_seeds = inputs.params.claims.max_seeds
     rows = []
     for claim in inputs.claims:
-        outcome: Outcome = claim.evaluate(inputs.study_setup)
+        assessment = assess(claim, inputs.study_setup, max_seeds=max_seeds)
+        outcome = assessment.outcome
         link = figure_link("figure", outcome.figure) if outcome.figure is not None else ""
-        rows.append([claim.article, claim.says, claim.measure, outcome.verdict, outcome.numbers, link])
+        rows.append([claim.article, claim.says, claim.measure, assessment.verdict, assessment.note(),
+                     outcome.numbers, link])
     return [
         Heading("Claims ledger", 2),
         Paragraph("What the source articles claim, as measurable statements, evaluated in this study's setup "
                   "(each article's own setup runs as a profile: `make replicate` writes `reports/replicate/"
                   "report.html` with both verdicts side by side). Verdicts: holds, does not hold, inconclusive "
-                  "(seeds disagree or the interval contains zero), not measured."),
-        Table(header=["article", "claim", "decided by", "verdict here", "numbers", "see"], rows=rows,
-              label_columns=6, css_class="ledger"),
+                  "(seeds disagree, the interval contains zero, or a single seed), not measured. A claim is "
+                  "decided (holds or does not hold) only when the verdict is decisive at its n, the seeds of the "
+                  "models it reads. A verdict resting on a model that failed its convergence test is marked "
+                  "provisional and decides nothing: that model's numbers may still move with training. Seed rule "
+                  "for a claim that is not decisive: taking the observed mean and spread of its paired differences "
+                  "as the truth, the ledger states the smallest number of seeds whose 95% t-interval would clear "
+                  f"zero, up to claims.max_seeds = {max_seeds}; the study decides such a claim only after "
+                  "training that many seeds (`seeds` in params), never by reading the one it has more leniently."),
+        Table(header=["article", "claim", "decided by", "verdict here", "n, convergence, seeds needed", "numbers",
+                      "see"], rows=rows, label_columns=7, css_class="ledger"),
     ]
 
 
@@ -140,37 +148,38 @@ def findings_section(inputs: ReportInputs) -> list[Block]:
     ]
     for section in findings(inputs.results, columns):
         blocks += [Heading(section.title, 3), Bullets(section.sentences)]
-    return blocks + stability_blocks(inputs)
+    return blocks + convergence_blocks(inputs)
 
 
-def settled(replicate, threshold: float, last: int = STABLE_EPOCHS) -> bool | None:
-    """Whether the set of active dimensions (validation A_u > threshold) stayed the same over the last epochs."""
-    activity = replicate.activity_history()
-    if len(activity) < last or activity.empty:
-        return None
-    sets = [frozenset(activity.columns[activity.loc[epoch] > threshold]) for epoch in activity.index[-last:]]
-    return len(set(sets)) == 1
-
-
-def stability_blocks(inputs: ReportInputs) -> list[Block]:
-    threshold = inputs.params.evaluate.au_threshold
+def convergence_blocks(inputs: ReportInputs) -> list[Block]:
+    """Every model's convergence test, seed by seed, as written into its metrics by the evaluate stage."""
     rows = []
     for results in inputs.results:
-        verdicts = [settled(r, threshold) for r in results.replicates]
-        if any(v is None for v in verdicts):
-            text = f"fewer than {STABLE_EPOCHS} epochs"
-        else:
-            text = f"{sum(verdicts)} of {len(verdicts)} seeds"
-        counts = [int((r.activity_history().iloc[-1] > threshold).sum()) for r in results.replicates]
-        rows.append([model_label(results), text, summarize(counts).format(1)])
+        for replicate in results.replicates:
+            test = replicate.metrics["convergence"]
+            slope = "n/a" if test["slope"] is None else f"{test['slope']:+.3f}"
+            rows.append([model_label(results), str(replicate.seed), str(test["epochs"]), slope,
+                         f"{-test['tolerance_nats']:g}", _yes(test["used_stable"]), _yes(test["active_stable"]),
+                         "passed" if test["converged"] else f"FAILED: {test['reason']}"])
+    failed = sum(len(r.unconverged_seeds) for r in inputs.results)
+    total = sum(len(r.replicates) for r in inputs.results)
+    window = {r.metrics["convergence"]["window"] for m in inputs.results for r in m.replicates}
     return [
-        Heading("Unit death over training", 3),
-        Paragraph(f"Whether the set of active dimensions (validation-split A_u > {threshold:g}) was the same over "
-                  f"the last {STABLE_EPOCHS} epochs, and the active count at the last epoch (mean ± sd over seeds); "
-                  "the dimension x epoch heat maps are under each model's figures."),
-        Table(header=["model", f"active set settled over the last {STABLE_EPOCHS} epochs", "active at the end"],
-              rows=rows, label_columns=2),
+        Heading("Convergence of every model", 3),
+        Paragraph(f"{total - failed} of {total} trained models pass the convergence test "
+                  f"(`aebench.evaluation.convergence`, read from each history): over the last "
+                  f"{' / '.join(map(str, sorted(window)))} epochs, the validation objective's least-squares slope "
+                  "(nats/image per epoch) is not below minus the tolerance, and neither the used set (decoder-usage "
+                  "share above evaluate.usage_threshold) nor the active set (A_u above evaluate.au_threshold) "
+                  "changes. A model that fails is still moving: its numbers, and every finding and claim that rests "
+                  "on them, are provisional. The learning curves are among the comparison figures."),
+        Table(header=["model", "seed", "epochs", "slope", "lowest slope allowed", "used set stable",
+                      "active set stable", "test"], rows=rows, label_columns=2),
     ]
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def table_section(inputs: ReportInputs) -> list[Block]:

@@ -20,9 +20,7 @@ from aebench.common.errors import AebenchError
 from aebench.common.files import read_npz
 from aebench.common.layout import ModelKey, Replicate, selected_keys
 from aebench.evaluation.metrics import MetricsError, check_metrics, lookup  # the schema module: no torch
-
-ACTIVITY_PREFIX = "val_activity_"  # the history's per-dimension validation activity columns
-
+from aebench.training.history import ACTIVITY_PREFIX, USAGE_PREFIX, dimension_columns
 
 class ReportInputError(AebenchError):
     """A metrics, history, latent or data-info file is missing or malformed."""
@@ -51,10 +49,17 @@ class ReplicateResult:
     def seed(self) -> int:
         return self.replicate.seed
 
+    def usage_history(self) -> pd.DataFrame:
+        """Decoder usage per epoch (rows) and dimension (columns, 0-based); empty columns for an older history."""
+        return self._per_dimension(USAGE_PREFIX)
+
     def activity_history(self) -> pd.DataFrame:
         """(epochs x D) validation activity per epoch: unit death over training."""
-        columns = [c for c in self.history.columns if c.startswith(ACTIVITY_PREFIX)]
-        return self.history.set_index("epoch")[columns].rename(columns=lambda c: int(c[len(ACTIVITY_PREFIX):]))
+        return self._per_dimension(ACTIVITY_PREFIX)
+
+    def _per_dimension(self, prefix: str) -> pd.DataFrame:
+        columns = dimension_columns(self.history.columns, prefix)  # {dimension: column}
+        return self.history.set_index("epoch")[list(columns.values())].set_axis(list(columns), axis=1)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,12 @@ class ModelResults:
     @property
     def stochastic(self) -> bool:
         return bool(self.first.value("stochastic"))
+
+    @property
+    def unconverged_seeds(self) -> list[int]:
+        """The seeds whose model failed the convergence test (`convergence.converged`); numbers of a model still
+        moving are provisional."""
+        return [r.seed for r in self.replicates if not r.value("convergence.converged")]
 
 
 def read_json(path: str | Path, *, what: str) -> dict[str, Any]:

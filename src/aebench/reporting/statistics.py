@@ -11,6 +11,11 @@ The 95% interval of their mean is the Student t-interval
 or below A only when this interval excludes zero; otherwise the two are not
 distinguishable with n seeds. With a single seed there is no interval, and no
 ordering is claimed.
+
+The seed rule for a difference that is not decisive: taking the observed mean
+and sd as the truth, `seeds_needed` is the smallest n whose interval half-width
+t_{0.975, n-1} * sd / sqrt(n) falls below |mean|, i.e. the seeds to train
+before the interval can clear zero; above a stated cap it says so instead.
 """
 
 from __future__ import annotations
@@ -74,3 +79,18 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> PairedDifferenc
         return PairedDifference(mean=summary.mean, low=None, high=None, n=summary.n)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, df=summary.n - 1) * summary.sd / math.sqrt(summary.n)
     return PairedDifference(mean=summary.mean, low=summary.mean - half, high=summary.mean + half, n=summary.n)
+
+
+def seeds_needed(differences: Sequence[float], *, cap: int) -> int | None:
+    """The seeds at which the observed spread of `differences` would give an interval clearing zero.
+
+    The smallest n in 2..cap with t_{0.975, n-1} * sd / sqrt(n) < |mean|, from the observed mean and sd
+    (n - 1); None when no n up to `cap` is enough (or the mean is 0, or a single difference gives no sd).
+    """
+    summary = summarize(differences)
+    if summary.sd is None or summary.mean == 0:
+        return None
+    for n in range(2, cap + 1):
+        if stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1) * summary.sd / math.sqrt(n) < abs(summary.mean):
+            return n
+    return None
