@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from aebench.common.cli import run_stage
-from aebench.common.config import load_params
+from aebench.common.config import load_params, read_yaml
 from aebench.common.files import atomic_path, check_writable
 from aebench.reporting.claims import Setup, architecture_decides, claims
 from aebench.reporting.findings import comparison_table, findings
@@ -58,15 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def profile_names(args: argparse.Namespace) -> list[str]:
     if args.names:
         return list(args.names)
-    from aebench.common.config import read_yaml
-
     return list(read_yaml(args.profiles.parent / "params.yaml")["profiles"])
 
 
 def mlp_counterparts(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
     """article profile -> its MLP counterpart profile, for the pairs whose both profiles are reported."""
-    from aebench.common.config import read_yaml
-
     pairs = read_yaml(args.profiles.parent / "params.yaml").get("mlp_counterparts") or {}
     return {article: mlp for article, mlp in pairs.items() if article in names and mlp in names}
 
