@@ -76,8 +76,9 @@ study: install data-sources
 verify: install data-sources
 	$(BIN)/python -m aebench.verify --workspace .
 
-# On 2 CPU cores the four MLP profiles take about 2 h and emae's 50 epochs about 5.7 h:
-# set train.epochs in replicate/profiles/emae.yaml to run it shorter (README, "What the profiles cost").
+# On 2 CPU cores the four MLP profiles take about 2 h, emae's 50 epochs about 5.7 h and ae-vs-vae-2d's
+# 200 epochs of the book's convolutional networks about a day (benchmarks/step_cost.py): set train.epochs
+# in their profiles to run them shorter, or run them on a GPU (README, "What the profiles cost").
 replicate: install data-sources
 	$(BIN)/dvc repro replicate/dvc.yaml
 	@echo

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 from aebench.common.cli import run_stage
-from aebench.common.config import load_params
+from aebench.common.config import load_params, read_yaml
 from aebench.common.files import atomic_path, check_writable
-from aebench.reporting.claims import Setup, claims
+from aebench.reporting.claims import Setup, architecture_decides, claims
 from aebench.reporting.findings import comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import (
@@ -58,9 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def profile_names(args: argparse.Namespace) -> list[str]:
     if args.names:
         return list(args.names)
-    from aebench.common.config import read_yaml
-
     return list(read_yaml(args.profiles.parent / "params.yaml")["profiles"])
+
+
+def mlp_counterparts(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
+    """article profile -> its MLP counterpart profile, for the pairs whose both profiles are reported."""
+    pairs = read_yaml(args.profiles.parent / "params.yaml").get("mlp_counterparts") or {}
+    return {article: mlp for article, mlp in pairs.items() if article in names and mlp in names}
 
 
 def stated_setup(params_file: Path) -> str:
@@ -88,6 +92,21 @@ def ledger(claim_list, profiles: dict[str, Setup], study: Setup) -> Table:
     return Table(header=["article", "claim", "decided by", "verdict in the article's profile", "numbers (profile)",
                          "verdict in the default study", "numbers (study)"], rows=rows, label_columns=7,
                  css_class="ledger")
+
+
+def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dict[str, str]) -> Table:
+    """Per claim of an article with an MLP counterpart: its verdict with each network, and whether they differ."""
+    rows = []
+    for claim in claim_list:
+        if claim.article not in counterparts:
+            continue
+        article = claim.evaluate(profiles[claim.article])
+        mlp = claim.evaluate(profiles[counterparts[claim.article]])
+        rows.append([claim.article, claim.says, article.verdict, article.numbers, mlp.verdict, mlp.numbers,
+                     architecture_decides(article, mlp)])
+    return Table(header=["article", "claim", "verdict with the article's networks", "numbers (article's networks)",
+                         "verdict with the study's MLP", "numbers (MLP)", "does the architecture decide it?"],
+                 rows=rows, label_columns=7, css_class="ledger")
 
 
 def profile_blocks(name: str, params_file: Path, setup: Setup, columns, figures_root: Path) -> list[Block]:
@@ -154,6 +173,16 @@ def main(argv: list[str] | None = None) -> None:
         Heading("Claims ledger", 2),
         ledger(claims(real_confidence=real_confidence), profiles, study),
     ]
+    counterparts = mlp_counterparts(args, names)
+    if counterparts:
+        pairs = ", ".join(f"{article} against {mlp}" for article, mlp in counterparts.items())
+        blocks += [
+            Heading("Does the architecture decide the claim?", 2),
+            Paragraph(f"Profiles that differ from their article's only in the network ({pairs}): the same data, "
+                      "likelihood, training and seeds, with the study's MLP in place of the networks the article "
+                      "used. A claim that holds with one and not with the other is decided by the architecture."),
+            architecture_table(claims(real_confidence=real_confidence), profiles, counterparts),
+        ]
     for name in names:
         blocks += profile_blocks(name, args.profiles / f"{name}.yaml", profiles[name], columns,
                                  args.outputs / name / "figures")

@@ -22,7 +22,9 @@ from aebench.reporting.claims import (
     HOLDS,
     INCONCLUSIVE,
     NOT_MEASURED,
+    Outcome,
     Setup,
+    architecture_decides,
     claims,
     emae_samples,
     emae_split,
@@ -348,3 +350,35 @@ def test_a_setup_without_the_models_measures_nothing():
         outcome = claim.evaluate(setup(model("mnist", "beta4", 4)))
         assert (outcome.verdict, outcome.figure) == (NOT_MEASURED, None), claim.name
         assert outcome.numbers.startswith("needs "), claim.name
+
+
+@pytest.mark.parametrize(
+    ("article", "mlp", "decides"),
+    [
+        (HOLDS, FAILS, "yes"),
+        (FAILS, HOLDS, "yes"),
+        (HOLDS, HOLDS, "no"),
+        (FAILS, FAILS, "no"),
+        (INCONCLUSIVE, INCONCLUSIVE, "no"),
+        (HOLDS, INCONCLUSIVE, "unclear"),
+        (INCONCLUSIVE, FAILS, "unclear"),
+        (NOT_MEASURED, HOLDS, NOT_MEASURED),
+        (FAILS, NOT_MEASURED, NOT_MEASURED),
+    ],
+)
+def test_the_architecture_decides_a_claim_only_when_it_holds_with_one_network_and_fails_with_the_other(
+        article, mlp, decides):
+    answer = architecture_decides(Outcome(article, ""), Outcome(mlp, ""))
+    assert answer.split(":")[0] == decides
+    if decides in ("yes", "unclear"):  # it says which network gave which verdict
+        assert answer.endswith(f"{article} with the article's networks, {mlp} with the MLP")
+
+
+def test_the_architecture_decides_separation_when_only_one_networks_vae_separates_the_classes():
+    # The same AE in both setups; the VAE's codes separate the classes with one network, not with the other.
+    book = separation_2d(separation_study([True] * 3, [False] * 3))
+    mlp = separation_2d(separation_study([False] * 3, [False, True, False]))
+    assert (book.verdict, mlp.verdict) == (HOLDS, FAILS)
+    assert architecture_decides(book, mlp).startswith("yes: holds with the article's networks")
+    same = separation_2d(separation_study([True] * 3, [False] * 3))
+    assert architecture_decides(book, same) == "no: holds with both"

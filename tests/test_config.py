@@ -110,6 +110,7 @@ def test_a_non_finite_weight_is_refused_naming_the_variant(tmp_path):
         ("train.lr", 0, "train.lr: must be > 0, got 0.0"),
         ("train.lr", "1e-3", "train.lr: expected float, got '1e-3'"),
         ("train.drop_last", "yes", "train.drop_last: expected bool, got 'yes'"),
+        ("network.arch", "resnet", "network.arch: must be one of mlp, conv, emae_conv, gdl_conv, got 'resnet'"),
         ("network.activation", "gelu", "network.activation: must be one of relu, tanh, got 'gelu'"),
         ("network.init", "he", "network.init: must be one of default, xavier_uniform, got 'he'"),
         ("network.code_activation", "tanh", "network.code_activation: must be one of none, relu, got 'tanh'"),

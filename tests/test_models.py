@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import typing
 
 import pytest
 import torch
@@ -14,7 +15,8 @@ from torch import nn
 import aebench
 from aebench.common.errors import CheckpointError, ConfigError
 from aebench.models.autoencoder import build_model, model_config
-from aebench.models.backbones import BACKBONES, emae_conv_backbone
+from aebench.common.config import NetworkParams
+from aebench.models.backbones import BACKBONES, PIXEL_MEAN_DECODERS, emae_conv_backbone, gdl_conv_backbone
 from aebench.models.checkpoint import FORMAT, check_checkpoint_config, load_model, save_checkpoint
 from aebench.models.likelihood import Bernoulli, Gaussian
 
@@ -28,7 +30,8 @@ def linear_sizes(module: nn.Module) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("arch", sorted(BACKBONES))
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shapes_and_every_parameter_gets_a_gradient(variant, arch):
-    model = make_model(tiny_config(variant, latent_dim=3, network__arch=arch))
+    likelihood = "gaussian" if arch in PIXEL_MEAN_DECODERS else "bernoulli"
+    model = make_model(tiny_config(variant, latent_dim=3, network__arch=arch, likelihood__name=likelihood))
     x = torch.rand(5, 1, 28, 28)
     mu, logvar = model.encode(x)
     assert mu.shape == (5, 3)
@@ -105,6 +108,64 @@ def test_emae_conv_shapes_and_dropout_only_in_training():
     assert (first == 0).float().mean() > zeros_in_eval + 0.1  # dropout 0.5 zeroes half of what ReLU left
 
 
+def test_the_params_loader_knows_every_backbone_by_name():
+    assert typing.get_args(typing.get_type_hints(NetworkParams)["arch"]) == tuple(BACKBONES)
+
+
+def test_gdl_conv_has_the_books_layers_in_the_books_order():
+    backbone = gdl_conv_backbone(latent_dim=2)
+    convolutions = [(type(m).__name__, m.in_channels, m.out_channels, m.kernel_size, m.stride)
+                    for m in backbone.encoder.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert convolutions == [("Conv2d", 1, 32, (3, 3), (1, 1)), ("Conv2d", 32, 64, (3, 3), (2, 2)),
+                            ("Conv2d", 64, 64, (3, 3), (2, 2)), ("Conv2d", 64, 64, (3, 3), (1, 1))]
+    transposed = [(m.in_channels, m.out_channels, m.kernel_size, m.stride)
+                  for m in backbone.decoder.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert transposed == [(64, 64, (3, 3), (1, 1)), (64, 64, (3, 3), (2, 2)), (64, 32, (3, 3), (2, 2)),
+                          (32, 1, (3, 3), (1, 1))]
+    # A LeakyReLU with Keras' slope after every encoder convolution; no batch norm, no dropout (the notebooks').
+    kinds = [type(m).__name__ for m in backbone.encoder]
+    assert kinds == ["Conv2d", "LeakyReLU"] * 4 + ["Flatten"]
+    assert {m.negative_slope for m in backbone.encoder.modules() if isinstance(m, nn.LeakyReLU)} == {0.3}
+    assert [type(m).__name__ for m in backbone.decoder] == (
+        ["Linear", "Unflatten"] + ["ConvTranspose2d", "LeakyReLU"] * 3 + ["ConvTranspose2d", "Sigmoid"])
+    assert linear_sizes(backbone.decoder) == [(2, 3136)]
+
+
+def test_gdl_conv_shapes_follow_the_books_strides():
+    backbone = gdl_conv_backbone(latent_dim=2)
+    x = torch.rand(3, 1, 28, 28)
+    sizes = []
+    for layer in backbone.encoder:
+        x = layer(x)
+        if isinstance(layer, nn.Conv2d):
+            sizes.append(tuple(x.shape[1:]))
+    assert sizes == [(32, 28, 28), (64, 14, 14), (64, 7, 7), (64, 7, 7)]
+    assert x.shape == (3, 3136) and backbone.features == 3136
+    images = backbone.decoder(torch.randn(5, 2) * 50)  # far outside N(0, I): still pixel means
+    assert images.shape == (5, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+
+
+def test_gdl_conv_parameter_counts_are_the_keras_models():
+    # Keras counts k*k*in*out + out per (transposed) convolution and in*out + out per dense layer. For the
+    # book's layer list: encoder 320 + 18 496 + 36 928 + 36 928 + the dense 3136 -> 2 (6 274) = 98 946;
+    # decoder 9 408 + 36 928 + 36 928 + 18 464 + 289 = 102 017; the VAE has a second dense head (log-variance).
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    for variant, heads in (("ae", 1), ("vae", 2)):
+        model = make_model(tiny_config(variant, latent_dim=2, network__arch="gdl_conv", likelihood__name="gaussian"))
+        heads_count = count(model.mean_head) + (count(model.logvar_head) if model.logvar_head is not None else 0)
+        assert count(model.encoder) + count(model.mean_head) == 98_946
+        assert heads_count == heads * 6_274
+        assert count(model.decoder) == 102_017
+
+
+def test_a_pixel_mean_decoder_needs_the_gaussian_likelihood():
+    with pytest.raises(ConfigError) as caught:
+        tiny_config("ae", network__arch="gdl_conv", likelihood__name="bernoulli")
+    assert str(caught.value).startswith("network.arch: gdl_conv's decoder ends in a sigmoid")
+
+
 def test_relu_code_activation_gives_non_negative_codes():
     x = torch.rand(64, 1, 28, 28)
     plain = make_model(tiny_config("ae", latent_dim=8))
@@ -159,8 +220,6 @@ def test_model_config_is_what_defines_one_trained_model():
 @pytest.mark.parametrize(
     ("dotted", "value", "variant", "expected"),
     [
-        ("network.arch", "resnet", "vae", "network.arch: unknown backbone 'resnet' (expected one of mlp, conv, "
-                                          "emae_conv)"),
         ("variants.vae", {"objective": "adversarial"}, "vae", "variants.vae.objective: unknown objective"),
         ("variants.vae", {"objective": "kl_split", "beta": 1.0}, "vae", "variants.vae.gamma: missing"),
         ("variants.ae", {"objective": "deterministic", "beta": 1.0}, "ae", "variants.ae.beta: not a weight"),

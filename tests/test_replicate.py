@@ -44,12 +44,17 @@ PROFILES = REPO / "replicate" / "profiles"
 SHARED_SECTIONS = ("classifier", "evaluate", "figures", "mlflow")
 SPLIT_KEYS = ("source_dir", "split_seed", "val_size", "subset", "download_timeout")
 SUBSET, EPOCHS = 300, 1
-TWO_SEEDS = {"ae-vs-vae-2d"}  # its claims are paired AE-VAE differences: two seeds give an interval
+# Their claims are paired AE-VAE differences: two seeds give an interval.
+TWO_SEEDS = {"ae-vs-vae-2d", "ae-vs-vae-2d-mlp"}
 STUDY_VARIANTS = ("ae", "vae")  # the study's AE and VAE: 2 x 2 x 3 stages fewer than with its EM-AE
 
 
 def profile_names() -> list[str]:
     return list(read_yaml(REPO / "replicate" / "params.yaml")["profiles"])
+
+
+def mlp_counterparts() -> dict[str, str]:
+    return dict(read_yaml(REPO / "replicate" / "params.yaml")["mlp_counterparts"])
 
 
 def header(path: Path) -> str:
@@ -85,6 +90,20 @@ def test_the_profile_list_is_the_same_in_params_the_profiles_folder_and_the_repo
     assert sorted(outputs) == sorted(names)
     assert "replicate/profiles" in report["deps"]
     assert {claim.article for claim in claims(real_confidence={})} <= set(names)
+
+
+@pytest.mark.parametrize(("article", "mlp"), sorted(mlp_counterparts().items()))
+def test_an_mlp_counterpart_differs_from_its_articles_profile_only_in_the_network(article, mlp):
+    names = profile_names()
+    assert article in names and mlp in names
+    article_raw, mlp_raw = read_yaml(PROFILES / f"{article}.yaml"), read_yaml(PROFILES / f"{mlp}.yaml")
+    assert {key for key in article_raw if article_raw[key] != mlp_raw.get(key)} == {"network"}
+    assert set(article_raw) == set(mlp_raw)
+    assert mlp_raw["network"]["arch"] == "mlp" and article_raw["network"]["arch"] != "mlp"
+    # Its network is the study's: the verdicts compare the article's networks with the study's MLP.
+    study = read_yaml(REPO / "params.yaml")["network"]
+    assert {key: mlp_raw["network"][key] for key in ("arch", "hidden", "activation")} == {
+        key: study[key] for key in ("arch", "hidden", "activation")}
 
 
 # ---------------------------------------------------------------- the pipeline, tiny
@@ -201,11 +220,16 @@ def test_each_profile_trained_its_own_architecture(replicated):
                                      "init": "xavier_uniform"}
         assert latent_means(replicated, "vae-explained", "mnist", "vae", latent_dim).shape[1] == latent_dim
 
-    # ae-vs-vae-2d: the book's MSE as a Gaussian likelihood, 2-D codes, both models.
+    # ae-vs-vae-2d: the book's MSE as a Gaussian likelihood, 2-D codes, both models; the book's convolutional
+    # networks (3136 features before the heads), and the study's MLP in its counterpart.
     for variant in ("ae", "vae"):
-        config = checkpoint(replicated, "ae-vs-vae-2d", "mnist", variant, 2)["config"]
-        assert config["likelihood"] == {"name": "gaussian", "gaussian_std": 0.6261}
-        assert config["train"]["batch_size"] == 32 and config["train"]["lr"] == 0.0005
+        for name, arch in (("ae-vs-vae-2d", "gdl_conv"), ("ae-vs-vae-2d-mlp", "mlp")):
+            saved = checkpoint(replicated, name, "mnist", variant, 2)
+            config = saved["config"]
+            assert config["network"]["arch"] == arch
+            assert config["likelihood"] == {"name": "gaussian", "gaussian_std": 0.6261}
+            assert config["train"]["batch_size"] == 32 and config["train"]["lr"] == 0.0005
+            assert saved["state_dict"]["mean_head.weight"].shape == ((2, 3136) if arch == "gdl_conv" else (2, 128))
 
     # fashion-vae: a VAE with latent 20 on Fashion-MNIST, 784-256-128.
     config = checkpoint(replicated, "fashion-vae", "fashion_mnist", "vae", 20)["config"]
@@ -250,6 +274,17 @@ def test_report_opens_with_the_claims_ledger_and_quotes_each_profile(replicated)
     # VAE (left out to save time), and it binarizes its pixels (no grey-level loss to compare).
     unmeasured = {"emae-samples", "emae-split", "vae-explained-interpolation", "fashion-vae-loss"}
     assert {name for name, row in by_claim.items() if row[5] == "not measured"} == unmeasured
+
+    # Whether the architecture decides each ae-vs-vae-2d claim: its verdict with the book's networks (as in the
+    # ledger) and with the MLP, and the answer that follows from the two.
+    decided = table_rows(markdown, "## Does the architecture decide the claim?")
+    paired = [claim for claim in ledger if claim.article in mlp_counterparts()]
+    assert [row[0] for row in decided] == [claim.article for claim in paired] and paired
+    for claim, row in zip(paired, decided):
+        assert row[2] == by_claim[claim.name][3], row
+        assert row[2] in verdicts and row[4] in verdicts, row
+        answer = "no" if row[2] == row[4] else "yes" if {row[2], row[4]} == {"holds", "does not hold"} else "unclear"
+        assert row[6].split(":")[0] == answer, row
 
     # Then one section per profile, in replicate/params.yaml's order, quoting its stated setup (the header).
     sections = dict(part.split("\n", 1) for part in markdown.split("\n## ")[1:])

@@ -73,7 +73,7 @@ class DataParams:
 
 @dataclass(frozen=True)
 class NetworkParams:
-    arch: str
+    arch: Literal["mlp", "conv", "emae_conv", "gdl_conv"]  # the names of aebench.models.backbones.BACKBONES
     hidden: tuple[int, ...] = field(metadata=_min(1, allow_empty=True, unique=False))  # layer sizes may repeat
     activation: Literal["relu", "tanh"]
     init: Literal["default", "xavier_uniform"]

@@ -19,7 +19,7 @@ from torch import nn
 from aebench.common.config import Params
 from aebench.common.errors import ConfigError
 from aebench.common.layout import Replicate
-from aebench.models.backbones import BACKBONES, INITIALISERS, build_backbone
+from aebench.models.backbones import INITIALISERS, PIXEL_MEAN_DECODERS, build_backbone
 from aebench.models.likelihood import PixelLikelihood, pixel_likelihood
 from aebench.models.objectives import OBJECTIVES, Objective, check_variant
 
@@ -35,8 +35,8 @@ def model_config(params: Params, replicate: Replicate) -> dict[str, Any]:
     key = replicate.key
     variant = params.variant(key.variant)
     check_variant(key.variant, variant.objective, variant.weights)
-    check_network(params.to_dict()["network"])
     sections = params.to_dict()
+    check_network(sections["network"], sections["likelihood"])
     return {
         "dataset": key.dataset,
         "latent_dim": key.latent_dim,
@@ -49,9 +49,11 @@ def model_config(params: Params, replicate: Replicate) -> dict[str, Any]:
     }
 
 
-def check_network(network: dict[str, Any]) -> None:
-    if network["arch"] not in BACKBONES:
-        raise ConfigError(f"network.arch: unknown backbone {network['arch']!r} (expected one of {', '.join(BACKBONES)})")
+def check_network(network: dict[str, Any], likelihood: dict[str, Any]) -> None:
+    """The backbone's decoder and the likelihood must agree on what its outputs are (the params loader checked the names)."""
+    if network["arch"] in PIXEL_MEAN_DECODERS and likelihood["name"] != "gaussian":
+        raise ConfigError(f"network.arch: {network['arch']}'s decoder ends in a sigmoid (pixel means), which the "
+                          f"{likelihood['name']} likelihood would read as logits: use likelihood.name gaussian")
 
 
 class Autoencoder(nn.Module):

@@ -8,11 +8,14 @@ between them. `network.arch` in params picks one of `BACKBONES`:
 - `mlp`: 784 -> hidden... (mirrored back), `network.activation` between layers;
 - `conv`: a small CNN encoder (two 3x3 convolutions, max-pool) and a decoder
   retracing its shapes with transposed convolutions;
-- `emae_conv`: the emae article's networks, as its R code writes them.
+- `emae_conv`: the emae article's networks, as its R code writes them;
+- `gdl_conv`: the Generative Deep Learning book's MNIST AE and VAE (ae-vs-vae-2d).
 
 The convolutional layouts are fixed: `network.hidden` and `network.activation`
 apply to `mlp` only. Decoders output one unbounded number per pixel (logits or
-Gaussian means; `aebench.models.likelihood` interprets them).
+Gaussian means; `aebench.models.likelihood` interprets them), except those in
+`PIXEL_MEAN_DECODERS`, which end in a sigmoid as their source does: their
+outputs are pixel means in (0, 1), a Gaussian likelihood's means, never logits.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "tanh": nn.T
 class Backbone:
     encoder: nn.Module  # (B, 1, 28, 28) -> (B, features)
     features: int
-    decoder: nn.Module  # (N, latent_dim) -> (N, 1, 28, 28), unbounded (logits or Gaussian means)
+    decoder: nn.Module  # (N, latent_dim) -> (N, 1, 28, 28): logits or Gaussian means (pixel means: PIXEL_MEAN_DECODERS)
 
 
 def mlp_backbone(*, latent_dim: int, hidden: Sequence[int], activation: str) -> Backbone:
@@ -118,11 +121,62 @@ def emae_conv_backbone(*, latent_dim: int, **_: Any) -> Backbone:
     return Backbone(encoder=_conv_encoder(dropout=True), features=_CONV_FEATURES, decoder=decoder)
 
 
+# The book's layers (GDL_code, models/AE.py and models/VAE.py, as notebooks 03_01 and 03_03 build them:
+# no batch norm, no dropout). Every convolution has a 3x3 kernel and Keras' "same" padding.
+GDL_FILTERS = (32, 64, 64, 64)  # encoder convolutions
+GDL_STRIDES = (1, 2, 2, 1)  # 28 -> 28 -> 14 -> 7 -> 7, and back up in the decoder
+GDL_TRANSPOSED_FILTERS = (64, 64, 32, 1)  # decoder transposed convolutions
+GDL_MAPS = (64, 7, 7)  # what the encoder flattens, and the decoder's dense layer un-flattens
+# Keras' LeakyReLU() leaks 0.3 of a negative input; PyTorch's default (0.01) would be a different network.
+KERAS_LEAKY_SLOPE = 0.3
+
+
+def _same_conv(kind: type[nn.Conv2d] | type[nn.ConvTranspose2d], width: int, size: int, stride: int) -> nn.Module:
+    """A 3x3 (transposed) convolution whose output is the input size divided (multiplied) by its stride.
+
+    PyTorch pads symmetrically; for stride 2 Keras puts the odd padding row and column at the end
+    instead: the same shapes and weights, the kernel read half a pixel apart.
+    """
+    if kind is nn.Conv2d:
+        return nn.Conv2d(width, size, kernel_size=3, stride=stride, padding=1)
+    return nn.ConvTranspose2d(width, size, kernel_size=3, stride=stride, padding=1, output_padding=stride - 1)
+
+
+def gdl_conv_backbone(*, latent_dim: int, **_: Any) -> Backbone:
+    """The Generative Deep Learning book's (1st ed., ch. 3) MNIST autoencoder networks.
+
+    Encoder: four 3x3 convolutions 32-64-64-64 with strides 1-2-2-1, each followed by a
+    LeakyReLU, flattened to 7 x 7 x 64 = 3136 features (the mean and log-variance heads are
+    the book's dense layers to the latent). Decoder: dense latent -> 3136 (no activation),
+    reshaped to 64 x 7 x 7, four 3x3 transposed convolutions 64-64-32-1 with strides 1-2-2-1,
+    LeakyReLU between them and a sigmoid at the end: the pixel means its MSE compares with x.
+    """
+    encoder_layers: list[nn.Module] = []
+    width = IMAGE_SHAPE[0]
+    for size, stride in zip(GDL_FILTERS, GDL_STRIDES):
+        encoder_layers += [_same_conv(nn.Conv2d, width, size, stride), nn.LeakyReLU(KERAS_LEAKY_SLOPE)]
+        width = size
+    encoder_layers.append(nn.Flatten())  # (B, 3136)
+    features = GDL_MAPS[0] * GDL_MAPS[1] * GDL_MAPS[2]
+
+    decoder_layers: list[nn.Module] = [nn.Linear(latent_dim, features), nn.Unflatten(1, GDL_MAPS)]  # (N, 64, 7, 7)
+    width = GDL_MAPS[0]
+    for size, stride in zip(GDL_TRANSPOSED_FILTERS, GDL_STRIDES):
+        decoder_layers += [_same_conv(nn.ConvTranspose2d, width, size, stride), nn.LeakyReLU(KERAS_LEAKY_SLOPE)]
+        width = size
+    decoder_layers[-1] = nn.Sigmoid()  # the last layer's activation: (N, 1, 28, 28) in (0, 1)
+    return Backbone(encoder=nn.Sequential(*encoder_layers), features=features,
+                    decoder=nn.Sequential(*decoder_layers))
+
+
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "mlp": mlp_backbone,
     "conv": conv_backbone,
     "emae_conv": emae_conv_backbone,
+    "gdl_conv": gdl_conv_backbone,
 }
+# Backbones whose decoder ends in a sigmoid: their outputs are pixel means, which only a Gaussian likelihood reads.
+PIXEL_MEAN_DECODERS = frozenset({"gdl_conv"})
 
 
 def build_backbone(*, latent_dim: int, network: Mapping[str, Any]) -> Backbone:

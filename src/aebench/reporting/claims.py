@@ -350,6 +350,22 @@ def fashion_loss(setup: Setup) -> Outcome:
     return Outcome(close, numbers, setup.model_figure(vae, "loss_curves"))
 
 
+def architecture_decides(article: Outcome, mlp: Outcome) -> str:
+    """Whether a claim's verdict changes when the study's MLP replaces the article's networks.
+
+    "yes" when it holds with one and does not hold with the other; "no" when both give the same
+    verdict; "unclear" when one is inconclusive and the other is not; "not measured" when either is.
+    """
+    verdicts = (article.verdict, mlp.verdict)
+    if NOT_MEASURED in verdicts:
+        return NOT_MEASURED
+    if article.verdict == mlp.verdict:
+        return f"no: {article.verdict} with both"
+    if INCONCLUSIVE in verdicts:
+        return f"unclear: {article.verdict} with the article's networks, {mlp.verdict} with the MLP"
+    return f"yes: {article.verdict} with the article's networks, {mlp.verdict} with the MLP"
+
+
 def claims(*, real_confidence: dict[str, float]) -> tuple[Claim, ...]:
     """Every claim of the ledger, in report order."""
     return (
