@@ -37,7 +37,7 @@ import torch
 
 from aebench.common.errors import TrainingDiverged
 from aebench.common.files import atomic_path, write_text
-from aebench.common.runtime import generator
+from aebench.common.runtime import flushing_subnormals, generator
 from aebench.data.binarize import binarize, fixed_targets
 from aebench.models.autoencoder import Autoencoder
 from aebench.models.checkpoint import save_checkpoint, torch_bytes
@@ -68,6 +68,7 @@ def resume_key(config: dict[str, Any], data_fingerprint: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+@flushing_subnormals
 def train_replicate(
     model: Autoencoder,
     *,
