@@ -3,6 +3,10 @@ the sample-quality metrics built on it, and the check that they rank degradation
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -191,3 +195,11 @@ def test_a_metric_passes_only_when_it_ranks_the_known_order(trained, real, monke
     same = dict.fromkeys(["real", "blur", "salt_and_pepper", "shuffled"], lambda images, *, generator: images.clone())
     monkeypatch.setattr(degradations, "DEGRADATIONS", same)  # four identical sets: no order at all
     assert passing(validate(trained, real)) == []
+
+
+def test_the_classifier_stage_loads_without_sklearn_scipy_or_pandas():
+    # Start-up: the stage trains a CNN; the k-NN and the report's libraries are the evaluate and report stages' cost.
+    code = ("import sys; sys.path.insert(0, 'stages'); import classifier; "
+            "sys.exit(sorted({'sklearn', 'scipy', 'pandas'} & set(sys.modules)) or None)")
+    repo = Path(__file__).resolve().parents[1]
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo, timeout=120).returncode == 0
