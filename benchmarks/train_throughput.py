@@ -13,6 +13,20 @@ ToTensor applied per sample, and a shuffling DataLoader.
 prepare stage caches); they are symlinked into the layout torchvision expects.
 Target on a 2-core machine: at least 4x the reference's images per second, with
 a test loss within 0.5 nats of it.
+
+It also prints how close the trainer's arithmetic comes to the machine: the
+GFLOP/s of its training (every Linear layer's matrix products, forward and
+backward, validation passes included) against the rate of one fp32 GEMM of
+the network's largest layer shape (batch x 784 x first hidden width) at the
+same thread count, as a ratio. Both rates are per CPU second of this process
+(with one thread: the wall time of a quiet machine; unlike the wall time, it
+holds on a machine shared with other jobs). `--network study`
+trains the params file's MLP and `--variant` (dynamic binarization, as the
+study) instead of the examples' 784-400-20; `--no-reference` skips the
+reference loop. The stages train with one thread per job: `--threads 1`
+measures what they get.
+
+    python benchmarks/train_throughput.py --raw .cache/raw/mnist --network study --threads 1 --epochs 3 --no-reference
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import argparse
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -115,33 +130,85 @@ def _with_input(model, x):
 # --- aebench ----------------------------------------------------------------
 
 
-def run_aebench(root: Path, epochs: int, device: torch.device, params_path: Path, seed: int) -> tuple[float, float]:
-    """The same configuration through `train_replicate`, data held in memory as one tensor."""
-    from torchvision import datasets
+@contextmanager
+def counted_linear_flops(model: nn.Module):
+    """Counts the floating-point operations of every nn.Linear's matrix products while active: yields a list
+    whose single entry grows. Forward 2*rows*in*out; under autograd the weight gradient as much again, and the
+    input gradient as much again when the input needs one (not for the first layer, whose input is the data)."""
+    total = [0]
 
-    def images(train: bool) -> torch.Tensor:  # (N, 1, 28, 28) float in [0, 1]
-        return datasets.MNIST(root, train=train, download=False).data.unsqueeze(1).float().div_(255.0)
+    def count(module: nn.Linear, inputs, _output) -> None:
+        x = inputs[0]
+        rows = x.numel() // module.in_features
+        products = 2 * rows * module.in_features * module.out_features
+        if torch.is_grad_enabled() and module.weight.requires_grad:
+            products *= 3 if x.requires_grad else 2
+        total[0] += products
 
-    config = model_config(load_params(params_path), ModelKey("mnist", "vae", LATENT).replicate(seed))
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        yield total
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def gemm_gflops(rows: int, inner: int, columns: int, seconds: float = 1.0) -> float:
+    """The rate of one fp32 product (rows x inner) @ (inner x columns), as nn.Linear computes it, at the current
+    torch thread count, per CPU second: the best of repeated timings over about `seconds` of CPU."""
+    x, weight = torch.rand(rows, inner), torch.rand(columns, inner)
+    for _ in range(20):
+        F.linear(x, weight)  # warm-up
+    best, deadline = float("inf"), time.process_time() + seconds
+    while time.process_time() < deadline:
+        started = time.process_time()
+        for _ in range(20):
+            F.linear(x, weight)
+        best = min(best, (time.process_time() - started) / 20)
+    return 2 * rows * inner * columns / best / 1e9
+
+
+def aebench_config(network: str, variant: str, params_path: Path, epochs: int, seed: int) -> dict:
+    """The examples' VAE (784-400-20, grey-level pixels), or the params file's own network and variant."""
+    params = load_params(params_path)
+    if network == "study":
+        config = model_config(params, ModelKey("mnist", variant, max(params.latent_dims)).replicate(seed))
+        config["train"]["epochs"] = epochs
+        return config
+    config = model_config(params, ModelKey("mnist", "vae", LATENT).replicate(seed))
     config["data"]["binarize"] = "none"  # grey-level pixels, as the reference
     config["variant"].update(objective="kl_split", beta=1.0, gamma=1.0)
     config["network"].update(arch="mlp", hidden=[HIDDEN], activation="relu", init="default", code_activation="none")
     config["likelihood"]["name"] = "bernoulli"
     config["train"].update(epochs=epochs, batch_size=BATCH, lr=LR, mc_samples=1, drop_last=False)
+    return config
+
+
+def run_aebench(root: Path, device: torch.device, config: dict, seed: int) -> tuple[float, float, float]:
+    """The configuration through `train_replicate`, data held in memory as one tensor:
+    (training images per second, final test loss in nats per image, achieved GFLOP/s per CPU second)."""
+    from torchvision import datasets
+
+    def images(train: bool) -> torch.Tensor:  # (N, 1, 28, 28) float in [0, 1]
+        return datasets.MNIST(root, train=train, download=False).data.unsqueeze(1).float().div_(255.0)
+
     started = time.perf_counter()  # loading the tensors counts: the reference pays for its decoding too
     train_images, test_images = images(True), images(False)
     seed_everything(seed)
     model = build_model(config)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, counted_linear_flops(model) as flops:
         paths = TrainingPaths(
             checkpoint=Path(scratch, "model.pt"), history=Path(scratch, "history.csv"), resume=Path(scratch, "resume.pt")
         )
         # The test split plays the validation role: evaluated after every epoch, like the reference.
+        cpu_started = time.process_time()
         result = train_replicate(model, train_images=train_images, val_images=test_images, paths=paths, device=device)
+        cpu_seconds = time.process_time() - cpu_started
     seconds = time.perf_counter() - started
     for row, epoch_seconds in zip(result.history, result.epoch_seconds):
         print(f"  aebench epoch {row['epoch']}: test loss {row['val_loss']:.2f} ({epoch_seconds:.1f} s)", flush=True)
-    return len(train_images) * epochs / seconds, result.history[-1]["val_loss"]
+    epochs = config["train"]["epochs"]
+    return len(train_images) * epochs / seconds, result.history[-1]["val_loss"], flops[0] / cpu_seconds / 1e9
 
 
 def main() -> None:
@@ -151,6 +218,10 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--network", choices=("examples", "study"), default="examples",
+                        help="examples: 784-400-20 on grey levels; study: the params file's MLP and --variant")
+    parser.add_argument("--variant", default="vae", help="with --network study: the params variant to train")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference loop")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads for both loops (default: torch's choice, one per core)")
     args = parser.parse_args()
@@ -158,11 +229,22 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"device {device}, torch threads {torch.get_num_threads()}, {args.epochs} epochs", flush=True)
+    config = aebench_config(args.network, args.variant, args.params, args.epochs, args.seed)
+    if config["network"]["arch"] != "mlp":
+        sys.exit(f"error: network.arch {config['network']['arch']!r}: the GFLOP/s count covers MLPs only")
     with tempfile.TemporaryDirectory() as folder:
         root = torchvision_root(args.raw, Path(folder))
-        ours, our_loss = run_aebench(root, args.epochs, device, args.params, args.seed)
-        reference, reference_loss_value = run_reference(root, args.epochs, device, args.seed)
+        ours, our_loss, achieved = run_aebench(root, device, config, args.seed)
+        if not args.no_reference:
+            reference, reference_loss_value = run_reference(root, args.epochs, device, args.seed)
+    widest = config["network"]["hidden"][0] if config["network"]["hidden"] else config["latent_dim"]
+    batch = config["train"]["batch_size"]
+    gemm = gemm_gflops(batch, 784, widest)
     print(f"aebench trainer : {ours:9.0f} images/s, test loss {our_loss:.2f} nats/image")
+    print(f"arithmetic      : {achieved:6.1f} GFLOP/s in training; one {batch}x784x{widest} fp32 GEMM "
+          f"{gemm:6.1f} GFLOP/s ({torch.get_num_threads()} thread(s)); ratio {achieved / gemm:.2f}")
+    if args.no_reference:
+        return
     print(f"reference loop  : {reference:9.0f} images/s, test loss {reference_loss_value:.2f} nats/image")
     print(f"ratio           : {ours / reference:.2f}x (target >= 4x); "
           f"loss difference {our_loss - reference_loss_value:+.2f} nats (target within 0.5)")

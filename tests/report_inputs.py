@@ -74,6 +74,7 @@ def metrics_payload(key: ModelKey, seed: int, values: Mapping[str, Any] | None =
         "test.images": 600, "test.recon_nll": 100.0, "test.recon_bce": 100.0, "test.recon_mse": 20.0,
         "test.distortion": 95.0 if stochastic else None, "test.rate": 10.0 if stochastic else None,
         "test.neg_elbo": 105.0 if stochastic else None, "test.nll_iw": 102.0 if stochastic else None,
+        "test.nll_iw_se": 0.5 if stochastic else None, "test.nll_iw_mc_se": 0.01 if stochastic else None,
         "test.iw_samples": 8, "test.iw_images": 100, "test.note": None if stochastic else DETERMINISTIC_NOTE,
         "latent.activity": activity.tolist(), "latent.au_threshold": 0.01,
         "latent.active_units": int(np.count_nonzero(activity > 0.01)),

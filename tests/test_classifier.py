@@ -3,6 +3,10 @@ the sample-quality metrics built on it, and the check that they rank degradation
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -214,3 +218,11 @@ def test_the_stage_refuses_a_precision_recall_k_larger_than_the_images_before_tr
         "error: evaluate.precision_recall_k: must be < 10, the images compared (the fewest of "
         "precision_recall_images 40, test_images 30, validation_images 10), got 10"]
     assert not (tmp_path / "out" / "mnist.pt").exists()
+
+
+def test_the_classifier_stage_loads_without_sklearn_scipy_or_pandas():
+    # Start-up: the stage trains a CNN; the k-NN and the report's libraries are the evaluate and report stages' cost.
+    code = ("import sys; sys.path.insert(0, 'stages'); import classifier; "
+            "sys.exit(sorted({'sklearn', 'scipy', 'pandas'} & set(sys.modules)) or None)")
+    repo = Path(__file__).resolve().parents[1]
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo, timeout=120).returncode == 0

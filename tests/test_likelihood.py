@@ -10,6 +10,7 @@ deliberately wrong (shifted and widened), where the bounds are strict.
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 import torch
@@ -222,6 +223,28 @@ def test_iw_estimate_tightens_towards_log_px_as_k_grows_and_stays_above_the_elbo
     assert -0.02 < gaps[3000] < 0.05
     iw_10 = -estimate(model, x, 10, seed=3).nll_iw.mean()
     assert iw_10 >= elbo
+
+
+def test_the_monte_carlo_standard_error_predicts_the_spread_of_repeated_estimates():
+    model = LinearGaussian(shift=0.4, widen=1.8)  # a wrong q: the weights vary
+    x = data_from(model, 200)
+    repeats = [estimate(model, x, 50, seed=seed) for seed in range(40)]
+    spread = statistics.stdev(float(r.nll_iw.mean()) for r in repeats)
+    predicted = statistics.mean(r.nll_iw_mc_se() for r in repeats)
+    assert 0.7 * spread < predicted < 1.4 * spread  # 40 repeats: the spread itself is known to about +-11%
+    # Over images, the error also holds how the images differ: far larger than the Monte-Carlo part here.
+    first = repeats[0]
+    assert first.nll_iw_se() == pytest.approx(float(first.nll_iw.std()) / math.sqrt(200))
+    assert first.nll_iw_se() > 5 * predicted
+
+
+def test_with_the_true_posterior_the_monte_carlo_error_is_zero_and_one_sample_has_none():
+    model = LinearGaussian()
+    x = data_from(model, 30)
+    assert estimate(model, x, 20).nll_iw_mc_se() == pytest.approx(0.0, abs=1e-3)
+    single = estimate(model, x, 1)
+    assert single.nll_iw_mc_se() is None and single.nll_iw_se() > 0
+    assert estimate(model, x[:1], 20).nll_iw_se() is None
 
 
 def test_the_same_generator_seed_gives_the_same_estimate():

@@ -40,7 +40,8 @@ def vae_payload(latent_dim: int = 3) -> dict:
         "latent_dim": latent_dim, "seed": 0,
         "test": {
             "images": 100, "recon_nll": 75.0, "recon_bce": 80.5, "recon_mse": 12.0, "distortion": 81.0,
-            "rate": 20.2, "neg_elbo": 101.2, "nll_iw": 96.3, "iw_samples": 200, "iw_images": 2000, "note": None,
+            "rate": 20.2, "neg_elbo": 101.2, "nll_iw": 96.3, "nll_iw_se": 0.6, "nll_iw_mc_se": 0.02,
+            "iw_samples": 200, "iw_images": 2000, "note": None,
         },
         "latent": {
             "activity": [1.1, 0.9, 0.001], "au_threshold": 0.01, "active_units": 2,
@@ -60,7 +61,10 @@ def vae_payload(latent_dim: int = 3) -> dict:
 def ae_payload() -> dict:
     payload = vae_payload()
     payload.update(variant="ae", objective="deterministic", stochastic=False)
-    payload["test"].update(distortion=None, rate=None, neg_elbo=None, nll_iw=None, note=DETERMINISTIC_NOTE)
+    payload["test"].update(
+        distortion=None, rate=None, neg_elbo=None, nll_iw=None, nll_iw_se=None, nll_iw_mc_se=None,
+        note=DETERMINISTIC_NOTE,
+    )
     payload["latent"].update(kl_per_dim=None)
     return payload
 
@@ -171,7 +175,7 @@ def test_schema_violations_are_named(payload, culprit):
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("key", ["distortion", "rate", "neg_elbo", "nll_iw"])
+@pytest.mark.parametrize("key", ["distortion", "rate", "neg_elbo", "nll_iw", "nll_iw_se", "nll_iw_mc_se"])
 def test_a_deterministic_code_must_have_null_likelihoods(key):
     payload = ae_payload()
     payload["test"][key] = 90.0
@@ -209,7 +213,8 @@ def test_scalars_for_mlflow_skip_nulls_strings_bools_and_lists():
         assert absent not in scalars
     numeric = {k for k, m in METRICS.items() if m.kind in ("int", "float")}
     manifold = {k for k in METRICS if k.startswith("manifold.")}
-    nulls = {"test.distortion", "test.rate", "test.neg_elbo", "test.nll_iw", *manifold}
+    likelihoods = {"test.distortion", "test.rate", "test.neg_elbo", "test.nll_iw", "test.nll_iw_se", "test.nll_iw_mc_se"}
+    nulls = {*likelihoods, *manifold}
     assert set(scalars) == numeric - nulls
     assert set(metric_scalars(two_d_payload())) == numeric
 

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import socket
+import subprocess
 import sys
 import tarfile
 from dataclasses import dataclass
@@ -462,3 +463,9 @@ def test_carve_validation_refuses_a_val_split_as_large_as_train():
     images = np.zeros((5, 28, 28), dtype=np.uint8)
     with pytest.raises(ConfigError, match=r"^data\.val_size: must be < the 5 official training images, got 5$"):
         carve_validation(images, np.zeros(5, dtype=np.int64), val_size=5, seed=0)
+
+
+def test_the_prepare_stage_loads_without_torch():
+    # Preparing data is NumPy work: the stage must not pay torch's import (~3 s) at start-up.
+    code = "import sys; sys.path.insert(0, 'stages'); import prepare; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, timeout=120).returncode == 0

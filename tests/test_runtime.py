@@ -1,4 +1,4 @@
-"""Seeds: one independent 32-bit stream per (replicate seed, purpose); the device choice."""
+"""Seeds: one independent 32-bit stream per (replicate seed, purpose); the device choice; subnormal flushing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from aebench.common.errors import ConfigError
-from aebench.common.runtime import derived_seed, generator, resolve_device, seed_everything
+from aebench.common.runtime import derived_seed, flushing_subnormals, generator, resolve_device, seed_everything
 
 PURPOSES = ["init", "data", "noise", "validation-noise", "importance-sampling", "binarize-test", "binarize-val"]
 
@@ -69,3 +69,19 @@ def test_auto_device_is_the_gpu_when_present(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_training_code_runs_with_subnormals_flushed_and_the_flag_is_restored_after():
+    subnormal = torch.tensor([1e-40])  # below float32's smallest normal, 1.2e-38
+
+    @flushing_subnormals
+    def scaled(factor: float) -> torch.Tensor:
+        if factor < 0:
+            raise ValueError("negative")
+        return subnormal * factor
+
+    assert scaled(1.0).item() == 0.0  # flushed inside
+    assert (subnormal * 1.0).item() > 0.0  # torch's default again outside
+    with pytest.raises(ValueError):
+        scaled(-1.0)
+    assert (subnormal * 1.0).item() > 0.0  # restored after an error too

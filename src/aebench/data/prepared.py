@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from aebench.common.errors import DataError
 from aebench.common.files import read_npz, write_npz
+
+if TYPE_CHECKING:
+    import torch
 
 SPLITS = ("train", "val", "test")
 IMAGE_SHAPE = (28, 28)
@@ -27,6 +30,8 @@ class PreparedData:
 
     def split(self, name: str, *, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,)) of one split."""
+        import torch  # here: the prepare stage writes these files without torch (~3 s less start-up)
+
         images = self.images[name][:limit]
         labels = self.labels[name][:limit]
         x = torch.from_numpy(images).unsqueeze(1).float().div_(255.0)

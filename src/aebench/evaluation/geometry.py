@@ -20,9 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 # Random pairs of reference images for grid_roughness's yardstick: its relative sd is ~1-2% at 2000.
 DEFAULT_PAIRS = 2000
@@ -44,6 +41,11 @@ def knn_accuracy(
     shrunken ones are compared on the same footing (Euclidean neighbours otherwise follow the
     dimensions with the largest scale). Brute-force search: exact, and deterministic.
     """
+    # Imported here: the classifier stage loads this module for its class-share helpers and never needs sklearn.
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     classifier = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k, algorithm="brute"))
     classifier.fit(np.asarray(train_codes, dtype=np.float64), np.asarray(train_labels))
     predicted = classifier.predict(np.asarray(test_codes, dtype=np.float64))

@@ -14,6 +14,12 @@ and
 The ELBO's expectation uses the same K samples (the KL is exact), so one pass
 gives both. Everything is in nats per image; per-image results have shape (N,).
 
+Precision: IW_K(x) is the log of a mean of K weights, so to first order (the
+delta method) its Monte-Carlo variance is Var_k(w) / (K mean_k(w)^2) =
+(K sum_k w~_k^2 - 1) / (K - 1) with the normalised weights w~_k = w_k / sum w;
+1 / sum w~^2 is the effective sample size. `nll_iw_mc_var` is that per image,
+from the same K weights (no extra decoder pass).
+
 Speed: the decoder pass over N * K rows dominates (K = 1000 over 10 000
 images: ~80 s on 2 CPU cores, `benchmarks/iw_speed.py`). The samples of an
 image sit side by side, (B, K, ...), and a pass decodes at most about
@@ -44,11 +50,24 @@ class LikelihoodEstimates:
     expected_nll: torch.Tensor  # E_q[-log p(x|z)], Monte Carlo over the K samples
     kl: torch.Tensor  # KL(q(z|x) || N(0, I)), exact
     nll_iw: torch.Tensor  # -IW_K(x)
+    nll_iw_mc_var: torch.Tensor  # the delta-method Monte-Carlo variance of nll_iw (NaN when K = 1)
     samples: int
 
     @property
     def neg_elbo(self) -> torch.Tensor:
         return self.expected_nll + self.kl
+
+    def nll_iw_se(self) -> float | None:
+        """Standard error of the mean of nll_iw over the images (their spread, Monte-Carlo noise included);
+        None for fewer than 2 images."""
+        return float(self.nll_iw.std() / math.sqrt(len(self.nll_iw))) if len(self.nll_iw) > 1 else None
+
+    def nll_iw_mc_se(self) -> float | None:
+        """Monte-Carlo standard error of the mean of nll_iw over these images: how much another K draws per
+        image would move it (delta method); None when K = 1."""
+        if self.samples < 2:
+            return None
+        return float(self.nll_iw_mc_var.sum().sqrt() / len(self.nll_iw_mc_var))
 
 
 def chunk_plan(samples: int, batch_images: int, max_rows: int) -> tuple[int, int]:
@@ -82,7 +101,7 @@ def estimate_likelihood(
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     images_per_batch, samples_per_pass = chunk_plan(samples, batch_images, max_rows)
-    expected_nll, kl, nll_iw = [], [], []
+    expected_nll, kl, nll_iw, nll_iw_mc_var = [], [], [], []
     for start in range(0, len(targets), images_per_batch):
         x = targets[start : start + images_per_batch].to(device)  # (B, ...)
         flat_x = x.flatten(1)  # (B, P)
@@ -103,12 +122,17 @@ def estimate_likelihood(
             log_weights.append(log_px_z + standard_normal_log_density(z) - log_qz)
             log_px.append(log_px_z)
         log_w = torch.cat(log_weights, dim=1).double()  # (B, K)
-        nll_iw.append(-(torch.logsumexp(log_w, dim=1) - math.log(samples)).cpu())
+        log_sum = torch.logsumexp(log_w, dim=1)  # (B,)
+        nll_iw.append(-(log_sum - math.log(samples)).cpu())
+        squares = torch.logsumexp(2 * log_w, dim=1).sub(2 * log_sum).exp()  # sum_k w~_k^2 >= 1 / K, (B,)
+        mc_var = (samples * squares - 1).clamp(min=0) / (samples - 1) if samples > 1 else squares * math.nan
+        nll_iw_mc_var.append(mc_var.cpu())
         expected_nll.append(-torch.cat(log_px, dim=1).double().mean(1).cpu())
         kl.append(gaussian_kl(mu, logvar).double().sum(-1).cpu())
     return LikelihoodEstimates(
         expected_nll=torch.cat(expected_nll),
         kl=torch.cat(kl),
         nll_iw=torch.cat(nll_iw),
+        nll_iw_mc_var=torch.cat(nll_iw_mc_var),
         samples=samples,
     )

@@ -131,6 +131,17 @@ METRICS: dict[str, Metric] = {
         "iw_samples grows", unit=NATS,
         null_when_deterministic=True,
     ),
+    "test.nll_iw_se": Metric(
+        kind="float", doc="standard error of test.nll_iw as a mean over its iw_images images: the sample standard "
+        "deviation of the per-image estimates / sqrt(iw_images); image-to-image spread and Monte-Carlo noise "
+        "together (null for a single image)", unit=NATS, null_when_deterministic=True, nullable=True, minimum=0,
+    ),
+    "test.nll_iw_mc_se": Metric(
+        kind="float", doc="Monte-Carlo standard error of test.nll_iw on these images: how far another iw_samples "
+        "draws per image would move it; sqrt(sum of per-image delta-method variances (K sum w~^2 - 1) / (K - 1), "
+        "w~ the normalised importance weights) / iw_images (null when iw_samples is 1)", unit=NATS,
+        null_when_deterministic=True, nullable=True, minimum=0,
+    ),
     "test.iw_samples": Metric(
         kind="int", doc="K, samples per image for distortion, neg_elbo and nll_iw (evaluate.iw_samples)",
         unit="samples", minimum=1,

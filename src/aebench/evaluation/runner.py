@@ -107,7 +107,7 @@ def evaluate_replicate(
         "recon_nll": float(posterior.recon_nll.mean()),
         "recon_bce": float(posterior.recon_bce.mean()),
         "recon_mse": float(posterior.recon_mse.mean()),
-        "distortion": None, "rate": None, "neg_elbo": None, "nll_iw": None,
+        "distortion": None, "rate": None, "neg_elbo": None, "nll_iw": None, "nll_iw_se": None, "nll_iw_mc_se": None,
         "iw_samples": settings.iw_samples,
         "iw_images": min(settings.iw_images, len(targets)),
         "note": None if model.stochastic else DETERMINISTIC_NOTE,
@@ -122,6 +122,7 @@ def evaluate_replicate(
         test.update(
             distortion=float(estimates.expected_nll.mean()), rate=float(estimates.kl.mean()),
             neg_elbo=float(estimates.neg_elbo.mean()), nll_iw=float(estimates.nll_iw.mean()),
+            nll_iw_se=estimates.nll_iw_se(), nll_iw_mc_se=estimates.nll_iw_mc_se(),
         )
         log(f"IW estimate: K={settings.iw_samples} over {test['iw_images']} images")
 

@@ -41,7 +41,7 @@ import torch
 
 from aebench.common.errors import TrainingDiverged
 from aebench.common.files import atomic_path, write_text
-from aebench.common.runtime import generator
+from aebench.common.runtime import flushing_subnormals, generator
 from aebench.data.binarize import binarize, fixed_targets
 from aebench.evaluation.usage import decoder_usage
 from aebench.models.autoencoder import Autoencoder
@@ -81,6 +81,7 @@ def resume_key(config: dict[str, Any], data_fingerprint: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+@flushing_subnormals
 def train_replicate(
     model: Autoencoder,
     *,
