@@ -359,6 +359,7 @@ def test_the_run_logs_its_model_which_mlflow_loads_as_the_checkpoints_autoencode
     assert [output.model_id for output in client.get_run(run.run_id).outputs.model_outputs] == [model_id]
     logged = client.get_logged_model(model_id)
     assert (logged.source_run_id, logged.experiment_id) == (run.run_id, client.get_run(run.run_id).info.experiment_id)
+    assert logged.name == f"tr-model-{variant}"  # the UI's model list names each as its run
     assert logged.params["variant.name"] == variant and logged.tags["aebench.replicate"] == f"tr-model-{variant}"
     # The last epoch's metrics are the model's too.
     assert {(m.key, m.step, m.value) for m in logged.metrics} == {("train_loss", 3, 10.0 / 3), ("val_loss", 3, 11.0 / 3),

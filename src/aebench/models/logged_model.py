@@ -38,12 +38,11 @@ import torch
 
 from aebench.models.autoencoder import Autoencoder
 
-MODEL_NAME = "autoencoder"
 IMAGE_SHAPE = (1, 28, 28)
 
 
 def log_trained_model(client: Any, run_id: str, model: Autoencoder, *, step: int = 0) -> str:
-    """Log `model` as an MLflow model of run `run_id` (in the run's experiment); returns its model id.
+    """Log `model` as an MLflow model of run `run_id`, named as the run (the replicate); returns its model id.
 
     `step` is the epoch it is the model of: MLflow links the run's metrics at that step to it.
     """
@@ -51,7 +50,7 @@ def log_trained_model(client: Any, run_id: str, model: Autoencoder, *, step: int
 
     run = client.get_run(run_id)
     logged = client.create_logged_model(
-        run.info.experiment_id, name=MODEL_NAME, source_run_id=run_id, params=run.data.params,
+        run.info.experiment_id, name=run.info.run_name, source_run_id=run_id, params=run.data.params,
         tags={key: value for key, value in run.data.tags.items() if not key.startswith("mlflow.")},
         model_type=f"aebench/{model.variant}",
     )
