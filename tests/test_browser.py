@@ -43,6 +43,8 @@ WIDE = (2400, 1300)  # the MLflow runs table draws only the columns in view: wid
 MLFLOW = Path(sys.executable).parent / "mlflow"
 RUN_COLUMNS = ("dataset", "variant.name", "latent_dim", "seed")  # params logged on every training run
 SHOWN_MODEL = "mnist-vae-2-s0"  # the model whose MLflow page the README pictures
+COMPARED = "mnist-{}-2-s0"  # the README's comparison: every variant of one dataset, latent size and seed
+COMPARED_METRIC = "test.recon_bce"  # one every variant has (the deterministic ae has no ELBO)
 SCREENSHOT_BYTES = 300_000  # the pictures are committed under docs/
 
 
@@ -431,3 +433,48 @@ def test_a_models_page_shows_its_evaluation_metrics(browser, mlflow_ui, tiny_stu
         assert _wait_until(lambda: re.search(row, browser.execute_script("return document.body.innerText")), 20), key
     shot = _save_screenshot(browser, tmp_path, "mlflow-model.png")
     print(f"MLflow model page of {SHOWN_MODEL}: screenshot {shot}")
+
+
+def _choose_compared_metric(driver, metric: str) -> None:
+    """In the comparison's plot, replace the metric MLflow picks (the first logged, train_loss) by `metric`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    removers = _wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "[class*='select-selection-item-remove']"), 60)
+    assert removers, "the comparison page has no parameter and metric pickers"
+    removers[-1].click()  # the metric picker comes after the parameters'
+    picker = driver.find_elements(By.CSS_SELECTOR, "input[role='combobox']")[-1]
+    driver.execute_script(  # the picker opens on a mousedown on its box, which Selenium's click does not send
+        "arguments[0].closest('[class*=\"select-selector\"]').dispatchEvent(new MouseEvent('mousedown', {bubbles: true}))",
+        picker,
+    )
+    picker.send_keys(metric)
+    time.sleep(0.5)
+    picker.send_keys(Keys.ENTER)
+    picker.send_keys(Keys.ESCAPE)
+
+
+def test_the_variants_of_one_model_compare_side_by_side(browser, mlflow_ui, tiny_study, tmp_path):
+    import urllib.parse
+
+    from mlflow.tracking import MlflowClient
+
+    base, experiment = mlflow_ui
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_study / 'mlflow.db'}")
+    variants = list(load_params(tiny_study / "params.yaml").variants)
+    runs = [client.search_runs([experiment], f"tags.`{REPLICATE_TAG}` = '{COMPARED.format(v)}'")[0] for v in variants]
+    ids = json.dumps([run.info.run_id for run in runs])
+    _open_mlflow(browser, f"{base}/#/compare-runs?runs={urllib.parse.quote(ids)}&experiments="
+                          f"{urllib.parse.quote(json.dumps([experiment]))}", LAPTOP)
+    _choose_compared_metric(browser, COMPARED_METRIC)
+    values = [run.data.metrics[COMPARED_METRIC] for run in runs]
+
+    def drawn() -> bool:
+        text = browser.execute_script("return document.body.innerText")
+        # The plot's axis for the metric runs from the worst to the best of the compared runs.
+        return (f"Comparing {len(runs)} Runs" in text and all(run.info.run_name in text for run in runs)
+                and f"{max(values):.5f}" in text and f"{min(values):.5f}" in text)
+
+    assert _wait_until(drawn, 30), f"the comparison of {[run.info.run_name for run in runs]} on {COMPARED_METRIC}"
+    shot = _save_screenshot(browser, tmp_path, "mlflow-compare.png")
+    print(f"MLflow comparison of {len(runs)} variants: screenshot {shot}")
