@@ -5,12 +5,14 @@ asserts what a reader depends on: every image decodes, the comparison table has 
 model, nothing is fetched from the network, the page fits a phone's width (only tables scroll
 sideways), and the claims ledger is the first table. On the MLflow UI serving the same study's store:
 the experiment opens on its training runs, lists every replicate, and offers dataset, variant, latent
-size and seed as columns. Skipped with a reason when Chromium is absent, except in CI (env CI set),
+size and seed as columns; a model's page lists its evaluation metrics. With AEBENCH_SCREENSHOTS=docs
+the pictures of those pages that the README shows are written there. Skipped with a reason when Chromium is absent, except in CI (env CI set),
 where that fails.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -28,6 +30,8 @@ import pytest
 
 from aebench.common.config import load_params
 from aebench.common.layout import selected_keys
+from aebench.common.tracking import REPLICATE_TAG
+from aebench.models.logged_model import logged_model_id
 
 pytestmark = pytest.mark.browser
 
@@ -38,6 +42,10 @@ LAPTOP = (1366, 900)
 WIDE = (2400, 1300)  # the MLflow runs table draws only the columns in view: wide enough for the added ones
 MLFLOW = Path(sys.executable).parent / "mlflow"
 RUN_COLUMNS = ("dataset", "variant.name", "latent_dim", "seed")  # params logged on every training run
+SHOWN_MODEL = "mnist-vae-2-s0"  # the model whose MLflow page the README pictures
+COMPARED = "mnist-{}-2-s0"  # the README's comparison: every variant of one dataset, latent size and seed
+COMPARED_METRIC = "test.recon_bce"  # one every variant has (the deterministic ae has no ELBO)
+SCREENSHOT_BYTES = 300_000  # the pictures are committed under docs/
 
 
 def _chromium() -> str | None:
@@ -244,10 +252,18 @@ def mlflow_ui(tiny_study, tmp_path_factory):
 
 
 def _open_mlflow(driver, url: str, size=WIDE) -> None:
-    """Open a page of the UI in a browser with no memory of it (MLflow keeps the last workflow type chosen)."""
+    """Open a page of the UI in a browser with no memory of it (MLflow keeps the last workflow type chosen).
+
+    Except that its Assistant panel, which MLflow 3.17 opens on a first visit over a third of the page,
+    stays closed.
+    """
     driver.set_window_size(*size)
     driver.get(url.split("#")[0])
-    driver.execute_script("window.localStorage.clear(); window.sessionStorage.clear();")
+    driver.execute_script(
+        "window.localStorage.clear(); window.sessionStorage.clear();"
+        "localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');"
+        "localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');"
+    )
     driver.get(url)
 
 
@@ -350,6 +366,21 @@ def _screenshot_path(tmp_path: Path, name: str) -> Path:
     return target
 
 
+def _save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    """The window as a small PNG (`$AEBENCH_SCREENSHOTS`, else tmp_path): the README shows docs/<name>.
+
+    A UI page has few colours: a 64-colour palette without dithering keeps its text sharp at a tenth
+    of the size.
+    """
+    from PIL import Image
+
+    shot = _screenshot_path(tmp_path, name)
+    image = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
+    image.quantize(colors=64, dither=Image.Dither.NONE).save(shot, optimize=True)
+    assert 10_000 < shot.stat().st_size < SCREENSHOT_BYTES, f"{shot}: {shot.stat().st_size} bytes"
+    return shot
+
+
 def test_the_runs_table_lists_every_replicate_with_its_dataset_variant_size_and_seed(browser, mlflow_ui, tiny_study,
                                                                                    tmp_path):
     base, experiment = mlflow_ui
@@ -372,6 +403,78 @@ def test_the_runs_table_lists_every_replicate_with_its_dataset_variant_size_and_
         shown = {column: rows[name][f"params.`{column}`"] for column in RUN_COLUMNS}
         assert shown == {"dataset": dataset, "variant.name": variant, "latent_dim": latent_dim,
                          "seed": seed.removeprefix("s")}, name
-    shot = _screenshot_path(tmp_path, "mlflow-runs.png")
-    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+    shot = _save_screenshot(browser, tmp_path, "mlflow-runs.png")
     print(f"MLflow runs page: {len(rows)} rows, screenshot {shot}, {time.monotonic() - started:.1f} s")
+
+
+def test_a_models_page_shows_its_evaluation_metrics(browser, mlflow_ui, tiny_study, tmp_path):
+    from mlflow.tracking import MlflowClient
+    from selenium.webdriver.common.by import By
+
+    base, experiment = mlflow_ui
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_study / 'mlflow.db'}")
+    (run,) = client.search_runs([experiment], f"tags.`{REPLICATE_TAG}` = '{SHOWN_MODEL}'")
+    model_id = logged_model_id(client, run.info.run_id)
+    _open_mlflow(browser, f"{base}/#/experiments/{experiment}/models/{model_id}?workflowType=machine_learning", LAPTOP)
+    search = _wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, "input[placeholder='Search metrics']"), 60)
+    assert search, f"MLflow's page of model {model_id} has no metrics table"
+    search[0].send_keys("test.")
+    assert browser.execute_script(
+        "const heading = Array.from(document.querySelectorAll('body *'))"
+        "  .find(el => el.childElementCount === 0 && /^Metrics \\(\\d+\\)$/.test(el.textContent));"
+        "if (heading) heading.scrollIntoView({block: 'start'});"
+        "return Boolean(heading);"
+    ), "no 'Metrics (n)' heading on the model's page"
+    # Each evaluation number is listed as the model's, from its run, with the value the run holds.
+    for key in ("test.nll_iw", "test.recon_bce", "test.rate"):
+        value = run.data.metrics[key]
+        shown = str(int(value)) if value.is_integer() else repr(value)  # as JavaScript prints a number
+        row = rf"{re.escape(key)}\s+-\s+{SHOWN_MODEL}\s+{re.escape(shown)}"
+        assert _wait_until(lambda: re.search(row, browser.execute_script("return document.body.innerText")), 20), key
+    shot = _save_screenshot(browser, tmp_path, "mlflow-model.png")
+    print(f"MLflow model page of {SHOWN_MODEL}: screenshot {shot}")
+
+
+def _choose_compared_metric(driver, metric: str) -> None:
+    """In the comparison's plot, replace the metric MLflow picks (the first logged, train_loss) by `metric`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    removers = _wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "[class*='select-selection-item-remove']"), 60)
+    assert removers, "the comparison page has no parameter and metric pickers"
+    removers[-1].click()  # the metric picker comes after the parameters'
+    picker = driver.find_elements(By.CSS_SELECTOR, "input[role='combobox']")[-1]
+    driver.execute_script(  # the picker opens on a mousedown on its box, which Selenium's click does not send
+        "arguments[0].closest('[class*=\"select-selector\"]').dispatchEvent(new MouseEvent('mousedown', {bubbles: true}))",
+        picker,
+    )
+    picker.send_keys(metric)
+    time.sleep(0.5)
+    picker.send_keys(Keys.ENTER)
+    picker.send_keys(Keys.ESCAPE)
+
+
+def test_the_variants_of_one_model_compare_side_by_side(browser, mlflow_ui, tiny_study, tmp_path):
+    import urllib.parse
+
+    from mlflow.tracking import MlflowClient
+
+    base, experiment = mlflow_ui
+    client = MlflowClient(tracking_uri=f"sqlite:///{tiny_study / 'mlflow.db'}")
+    variants = list(load_params(tiny_study / "params.yaml").variants)
+    runs = [client.search_runs([experiment], f"tags.`{REPLICATE_TAG}` = '{COMPARED.format(v)}'")[0] for v in variants]
+    ids = json.dumps([run.info.run_id for run in runs])
+    _open_mlflow(browser, f"{base}/#/compare-runs?runs={urllib.parse.quote(ids)}&experiments="
+                          f"{urllib.parse.quote(json.dumps([experiment]))}", LAPTOP)
+    _choose_compared_metric(browser, COMPARED_METRIC)
+    values = [run.data.metrics[COMPARED_METRIC] for run in runs]
+
+    def drawn() -> bool:
+        text = browser.execute_script("return document.body.innerText")
+        # The plot's axis for the metric runs from the worst to the best of the compared runs.
+        return (f"Comparing {len(runs)} Runs" in text and all(run.info.run_name in text for run in runs)
+                and f"{max(values):.5f}" in text and f"{min(values):.5f}" in text)
+
+    assert _wait_until(drawn, 30), f"the comparison of {[run.info.run_name for run in runs]} on {COMPARED_METRIC}"
+    shot = _save_screenshot(browser, tmp_path, "mlflow-compare.png")
+    print(f"MLflow comparison of {len(runs)} variants: screenshot {shot}")

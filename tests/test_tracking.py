@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -19,9 +20,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import new_store, seed_store, tiny_config, tiny_raw, write_params, write_prepared_file
+import numpy as np
+import torch
+from helpers import make_model, new_store, seed_store, tiny_config, tiny_raw, write_params, write_prepared_file
+from report_inputs import metrics_payload
 
 from aebench.common.config import flatten
+from aebench.common.layout import ModelKey
 from aebench.common.tracking import (
     CHECKPOINT_TAG,
     EXPERIMENT_KIND,
@@ -37,7 +42,9 @@ from aebench.common.tracking import (
     run_status,
     tracked_run,
 )
-from aebench.evaluation.tracking import training_run_id
+from aebench.evaluation.tracking import log_evaluation, training_run_id
+from aebench.models.checkpoint import load_model, save_checkpoint
+from aebench.models.logged_model import log_trained_model, logged_model_id
 from aebench.training.tracking import RESUME_KEY_TAG, finish_training_run, open_training_run
 from aebench.training.trainer import TrainingResult
 
@@ -113,6 +120,7 @@ def test_a_copied_workspace_logs_artifacts_into_its_own_store(tmp_path):
     (original / "model.pt").write_bytes(b"weights")
     with tracked_run(store, RunSpec("first")) as run:
         run.log_artifact(original / "model.pt", "checkpoint")
+        model_id = log_trained_model(run.client, run.run_id, make_model(tiny_config("vae")))
     first_id = run.run_id
     copy = tmp_path / "copy"
     shutil.copytree(original, copy)
@@ -130,6 +138,7 @@ def test_a_copied_workspace_logs_artifacts_into_its_own_store(tmp_path):
     client = copied.client()
     assert client.get_experiment_by_name("aebench").artifact_location == copied.artifact_root
     assert client.get_run(first_id).info.artifact_uri.startswith(copied.artifact_root)  # old runs moved too
+    assert client.get_logged_model(model_id).artifact_location.startswith(copied.artifact_root)  # and their models
     downloaded = client.download_artifacts(first_id, "checkpoint/model.pt", str(tmp_path / "download"))
     assert Path(downloaded).read_bytes() == b"weights"  # found in the copy's own mlruns
 
@@ -358,16 +367,21 @@ def test_a_finished_run_is_never_reused(store):
     assert fresh.run_id != done.run_id and run_status(store, done.run_id) == "FINISHED"
 
 
-def test_finishing_logs_each_epoch_the_checkpoint_and_its_sha256(store, tmp_path):
+def finished_training_run(store, tmp_path, name: str, variant: str = "vae"):
+    """A training run finished on a freshly initialised model's checkpoint: 3 epochs, resumed after the first."""
     checkpoint = tmp_path / "seed-0.pt"
-    checkpoint.write_bytes(b"trained weights")
-    sha = hashlib.sha256(b"trained weights").hexdigest()
+    save_checkpoint(checkpoint, make_model(tiny_config(variant)), epochs_done=3)
+    sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     history = [{"epoch": e, "train_loss": 10.0 / e, "val_loss": 11.0 / e} for e in (1, 2, 3)]
-    result = TrainingResult(history=history, epoch_seconds=[0.5, 0.7], checkpoint_sha256=sha)  # resumed after epoch 1
-    run = open_training_run(store, run_name="tr-fin", config=tiny_config("vae"), resume_key="k",
-                            tags=training_tags("tr-fin"))
+    result = TrainingResult(history=history, epoch_seconds=[0.5, 0.7], checkpoint_sha256=sha)
+    run = open_training_run(store, run_name=name, config=tiny_config(variant), resume_key="k",
+                            tags=training_tags(name))
     finish_training_run(run, result, checkpoint=checkpoint)
+    return run, checkpoint, sha
 
+
+def test_finishing_logs_each_epoch_the_checkpoint_and_its_sha256(store, tmp_path):
+    run, _, sha = finished_training_run(store, tmp_path, "tr-fin")
     client = store.client()
     logged = client.get_run(run.run_id)
     assert logged.info.status == "FINISHED"
@@ -379,6 +393,66 @@ def test_finishing_logs_each_epoch_the_checkpoint_and_its_sha256(store, tmp_path
     assert "epoch" not in logged.data.metrics
     assert [a.path for a in client.list_artifacts(run.run_id, "checkpoint")] == ["checkpoint/seed-0.pt"]
     assert training_run_id(store, "tr-fin", sha) == run.run_id
+
+
+@pytest.mark.parametrize("variant", ["vae", "ae"])
+def test_the_run_logs_its_model_which_mlflow_loads_as_the_checkpoints_autoencoder(store, tmp_path, variant,
+                                                                                   monkeypatch):
+    import mlflow.pyfunc
+    import mlflow.pytorch
+
+    run, checkpoint, _ = finished_training_run(store, tmp_path, f"tr-model-{variant}", variant)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)  # how a user points MLflow's API at the store
+    client = store.client()
+    model_id = logged_model_id(client, run.run_id)
+    assert [output.model_id for output in client.get_run(run.run_id).outputs.model_outputs] == [model_id]
+    logged = client.get_logged_model(model_id)
+    assert (logged.source_run_id, logged.experiment_id) == (run.run_id, client.get_run(run.run_id).info.experiment_id)
+    assert logged.name == f"tr-model-{variant}"  # the UI's model list names each as its run
+    assert logged.params["variant.name"] == variant and logged.tags["aebench.replicate"] == f"tr-model-{variant}"
+    # The last epoch's metrics are the model's too.
+    assert {(m.key, m.step, m.value) for m in logged.metrics} == {("train_loss", 3, 10.0 / 3), ("val_loss", 3, 11.0 / 3),
+                                                                  ("epoch_seconds", 3, 0.7)}
+    # Artifacts beside the workspace's database, like the runs'.
+    assert logged.artifact_location.startswith(store.artifact_root + "/models/")
+
+    x = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    ours = load_model(checkpoint)
+    loaded = mlflow.pytorch.load_model(f"models:/{model_id}")
+    assert type(loaded) is type(ours) and loaded.config == ours.config
+    assert torch.equal(loaded.encode(x)[0], ours.encode(x)[0])  # the same posterior means: the same weights
+    predicted = mlflow.pyfunc.load_model(f"models:/{model_id}").predict(x.numpy())
+    assert predicted.shape == (5, 1, 28, 28) and predicted.dtype == np.float32
+    assert np.array_equal(predicted, ours.decode_images(ours.encode(x)[0]).detach().numpy())  # reconstructions
+    assert 0.0 <= predicted.min() and predicted.max() <= 1.0
+
+
+def test_the_logged_model_carries_a_signature_and_an_input_example(store, tmp_path, monkeypatch):
+    from mlflow.artifacts import download_artifacts
+    from mlflow.models import Model
+
+    run, _, _ = finished_training_run(store, tmp_path, "tr-signature")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    folder = download_artifacts(f"models:/{logged_model_id(store.client(), run.run_id)}")
+    info = Model.load(folder)
+    assert info.signature.inputs.inputs[0].shape == (-1, 1, 28, 28)
+    assert info.signature.outputs.inputs[0].shape == (-1, 1, 28, 28)
+    example = info.load_input_example(folder)
+    assert example.shape == (1, 1, 28, 28) and 0.0 <= example.min() and example.max() <= 1.0
+
+
+def test_evaluation_metrics_are_the_logged_models_too(store, tmp_path):
+    run, checkpoint, _ = finished_training_run(store, tmp_path, "tr-evaluated")
+    payload = metrics_payload(ModelKey("mnist", "vae", 2), 0, {"test.recon_bce": 80.5})
+    metrics_file = tmp_path / "seed-0.json"
+    metrics_file.write_text(json.dumps(payload))
+    log_evaluation(store, run.run_id, payload, metrics_file=metrics_file)
+    client = store.client()
+    logged = client.get_logged_model(logged_model_id(client, run.run_id))
+    linked = {(m.key, m.step): m.value for m in logged.metrics}
+    assert linked[("test.recon_bce", 0)] == 80.5
+    assert [linked[("latent.activity", u)] for u in (0, 1)] == payload["latent"]["activity"]  # series too
+    assert client.get_run(run.run_id).data.metrics["test.recon_bce"] == 80.5  # and still the run's
 
 
 def test_evaluation_finds_the_run_that_wrote_exactly_this_checkpoint(store):
@@ -472,3 +546,9 @@ def test_the_train_stage_logs_to_a_live_tracking_server(server, tmp_path, load_s
     downloaded = client.download_artifacts(run.info.run_id, "checkpoint/seed-0.pt", str(tmp_path / "download"))
     assert Path(downloaded).read_bytes() == checkpoint.read_bytes()
     assert len(list(server_folder.glob("mlartifacts/**/seed-0.pt"))) == 1
+    # So does its logged model, loaded with MLflow's own API.
+    import mlflow.pytorch
+
+    loaded = mlflow.pytorch.load_model(f"models:/{logged_model_id(client, run.info.run_id)}")
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(loaded.encode(x)[0], load_model(checkpoint).encode(x)[0])

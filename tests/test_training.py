@@ -465,6 +465,12 @@ def test_each_replicate_is_one_finished_mlflow_run_with_its_config_and_tags(trai
         assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch_seconds")] == [1, 2]
         stored = trained / "mlruns" / "aebench" / run.info.run_id / "artifacts" / "checkpoint" / checkpoint.name
         assert stored.read_bytes() == checkpoint.read_bytes()  # artifacts beside the workspace's database
+        # And one MLflow model of the run, after its last epoch, its files beside the workspace's database too.
+        (output,) = run.outputs.model_outputs
+        assert output.step == 2
+        model = client.get_logged_model(output.model_id)
+        assert model.source_run_id == run.info.run_id and model.params == run.data.params
+        assert (trained / "mlruns" / "aebench" / "models" / output.model_id / "artifacts" / "MLmodel").is_file()
 
 
 def restore_sigterm(monkeypatch):

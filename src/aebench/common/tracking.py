@@ -211,12 +211,12 @@ class TrackedRun:
         from mlflow.entities import Param
 
         params = [Param(name, _param_value(value)) for name, value in flatten(dict(config)).items()]
-        self._call(self.client.log_batch, self.run_id, params=params)
+        self.call(self.client.log_batch, self.run_id, params=params)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        self._call(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.call(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None:
         from mlflow.entities import Metric
@@ -224,12 +224,13 @@ class TrackedRun:
         now = int(time.time() * 1000)
         batch = [Metric(name, float(value), now, step) for name, value in metrics.items()]
         for start in range(0, len(batch), 1000):  # MLflow's log_batch takes at most 1000 metrics
-            self._call(self.client.log_batch, self.run_id, metrics=batch[start : start + 1000])
+            self.call(self.client.log_batch, self.run_id, metrics=batch[start : start + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self._call(self.client.log_artifact, self.run_id, str(path), artifact_path)
+        self.call(self.client.log_artifact, self.run_id, str(path), artifact_path)
 
-    def _call(self, method, *args, **kwargs):
+    def call(self, method, *args, **kwargs):
+        """`method(*args, **kwargs)`, an MLflow error becoming a one-line TrackingError naming this run."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -349,8 +350,8 @@ def _ensure_experiment(store: Store) -> None:
 def _relocate_artifacts(store: Store, recorded: str) -> None:
     """Point a copied workspace's store at its own artifact folder.
 
-    MLflow records the experiment's artifact location, and each run's, as
-    absolute URIs and offers no call to change them, so a copy of a workspace
+    MLflow records the experiment's artifact location, each run's and each
+    logged model's, as absolute URIs and offers no call to change them, so a copy of a workspace
     would keep logging into the original's `mlruns`. The database is this
     workspace's own file, so the paths are rewritten there directly.
     """
@@ -359,10 +360,12 @@ def _relocate_artifacts(store: Store, recorded: str) -> None:
         connection.execute(
             "UPDATE experiments SET artifact_location = ? WHERE name = ?", (store.artifact_root, store.experiment)
         )
-        for run_uuid, artifact_uri in connection.execute("SELECT run_uuid, artifact_uri FROM runs").fetchall():
-            if artifact_uri and artifact_uri.startswith(recorded):
-                moved = store.artifact_root + artifact_uri[len(recorded):]
-                connection.execute("UPDATE runs SET artifact_uri = ? WHERE run_uuid = ?", (moved, run_uuid))
+        # Runs' artifacts, and (MLflow 3) logged models' artifacts, kept under the experiment's folder.
+        for table, key, column in (("runs", "run_uuid", "artifact_uri"), ("logged_models", "model_id", "artifact_location")):
+            for identity, location in connection.execute(f"SELECT {key}, {column} FROM {table}").fetchall():
+                if location and location.startswith(recorded):
+                    moved = store.artifact_root + location[len(recorded):]
+                    connection.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (moved, identity))
 
 
 def _existing_run(client: Any, run_id: str | None, experiment_id: str):

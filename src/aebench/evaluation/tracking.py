@@ -9,7 +9,8 @@ Scalars become metrics under their dotted names (`test.nll_iw`, step 0);
 per-dimension and per-class lists become one metric each, stepped by index
 (`latent.activity` at step u is A_u), so the UI plots them as profiles. The
 metrics file goes along as an artifact. The run keeps its status: evaluation
-adds to a finished run, it does not reopen it.
+adds to a finished run, it does not reopen it. The metrics are also the
+run's logged model's (`model_id`), so MLflow's model page shows them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, find_runs
 from aebench.evaluation.metrics import metric_scalars, metric_series
+from aebench.models.logged_model import logged_model_id
 
 
 def training_run_id(store: Store, replicate_name: str, checkpoint_sha256: str) -> str | None:
@@ -32,10 +34,11 @@ def log_evaluation(store: Store, run_id: str, payload: dict, *, metrics_file: st
     from mlflow.entities import Metric
 
     client = store.client()
+    model_id = logged_model_id(client, run_id)  # None for a run logged before models were
     now = int(time.time() * 1000)
-    metrics = [Metric(key, value, now, 0) for key, value in metric_scalars(payload).items()]
+    metrics = [Metric(key, value, now, 0, model_id=model_id) for key, value in metric_scalars(payload).items()]
     for key, values in metric_series(payload).items():
-        metrics += [Metric(key, value, now, step) for step, value in enumerate(values)]
+        metrics += [Metric(key, value, now, step, model_id=model_id) for step, value in enumerate(values)]
     for start in range(0, len(metrics), 1000):  # MLflow's log_batch takes at most 1000 metrics
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
     client.log_artifact(run_id, str(metrics_file), "evaluation")

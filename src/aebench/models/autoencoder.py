@@ -118,9 +118,12 @@ class Autoencoder(nn.Module):
         return self.likelihood.pixel_means(self.decode(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction from the posterior mean (no sampling): (B, 1, 28, 28) -> likelihood parameters."""
+        """Reconstruction from the posterior mean (no sampling): (B, 1, 28, 28) -> pixel means in [0, 1].
+
+        What MLflow's pyfunc `predict` of a logged model returns (aebench.models.logged_model).
+        """
         mu, _ = self.encode(x)
-        return self.decode(mu)
+        return self.decode_images(mu)
 
     def loss_terms(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """This model's objective on target images x (B, 1, 28, 28): {term: scalar}, nats per image."""

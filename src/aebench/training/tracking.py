@@ -3,7 +3,8 @@
 The stage opens every replicate's run before its workers report, and closes
 it when the job ends: FINISHED with the per-epoch metrics (step = epoch), the
 checkpoint as an artifact and its sha256 as a tag (how evaluation finds the
-run that trained a checkpoint); FAILED or KILLED otherwise. Runs carry the
+run that trained a checkpoint), and the checkpoint's model in MLflow's model
+format (aebench.models.logged_model); FAILED or KILLED otherwise. Runs carry the
 replicate's name and its resume key (config + data): a stage killed and
 rerun with the same key resumes its training and reuses its run, while a run
 left RUNNING under another key will never resume and is closed as KILLED.
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, TrackedRun, close_run, find_runs
+from aebench.models.checkpoint import load_model
+from aebench.models.logged_model import log_trained_model
 from aebench.training.trainer import TrainingResult
 
 RESUME_KEY_TAG = "aebench.resume_key"
@@ -43,7 +46,7 @@ def open_training_run(store: Store, *, run_name: str, config: dict[str, Any], re
 
 
 def finish_training_run(tracked: TrackedRun, result: TrainingResult, *, checkpoint: Path) -> None:
-    """Log a finished training's epochs, wall times and checkpoint, and close the run FINISHED."""
+    """Log a finished training's epochs, wall times, checkpoint and model, and close the run FINISHED."""
     trained_here = len(result.epoch_seconds)  # after a resume, the last epochs only
     first_timed = len(result.history) - trained_here
     for index, row in enumerate(result.history):
@@ -53,4 +56,7 @@ def finish_training_run(tracked: TrackedRun, result: TrainingResult, *, checkpoi
         tracked.log_metrics(metrics, step=int(row["epoch"]))
     tracked.log_artifact(checkpoint, artifact_path="checkpoint")
     tracked.set_tags({CHECKPOINT_TAG: result.checkpoint_sha256})
+    # After the epochs: MLflow links the last epoch's metrics to the model.
+    tracked.call(log_trained_model, tracked.client, tracked.run_id, load_model(checkpoint),
+                 step=int(result.history[-1]["epoch"]))
     close_run(tracked.client, tracked.run_id, "FINISHED")
