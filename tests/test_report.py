@@ -421,9 +421,9 @@ def test_figures_are_linked_in_markdown_and_embedded_in_html(built):
 
     per_model = sum(len(figures_for(ModelKey("mnist", v, z))) for v in VARIANTS for z in SIZES)
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert len(images) == per_model + 6  # and the six comparison figures of the dataset
+    assert len(images) == per_model + len(COMPARE_FIGURES)  # and the comparison figures of the dataset
     assert all((root / "reports" / link).is_file() for link in images)
-    assert html.count('<img src="data:image/png;base64,') == per_model + 6
+    assert html.count('<img src="data:image/png;base64,') == per_model + len(COMPARE_FIGURES)
     ids = set(re.findall(r'\sid="([^"]+)"', html))
     anchors = re.findall(r'href="#([^"]+)"', html)
     assert anchors and [a for a in anchors if a not in ids] == []  # every in-page link lands somewhere
