@@ -24,7 +24,6 @@ from aebench.reporting.findings import comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
 from aebench.reporting.results import ModelResults, ReportInputError
-from aebench.reporting.statistics import summarize
 
 # What each sample metric rewards: the "how computed" section quotes this.
 SAMPLE_METRIC_MEANING = {
