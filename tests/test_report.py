@@ -295,6 +295,8 @@ def test_report_opens_with_the_title_then_the_claims_ledger_then_the_findings(bu
     assert markdown.startswith("# aebench: AE, VAE, EM-AE on MNIST\n\n6 models (1 dataset x 3 variants x 2 latent "
                                "sizes), each trained with 3 seeds (0, 1, 2) for 4 epochs")
     assert sections(markdown)[:2] == ["Claims ledger", "Findings"]
+    assert ("1 of 18 trained models FAIL the convergence test (VAE-4 on MNIST seed 1): every finding and claim "
+            "that rests on them is marked provisional") in markdown.split("## Claims ledger")[0]
     assert re.findall(r"^### (.+)$", section(markdown, "Findings"), re.M) == [
         "MNIST, 2-D latent", "MNIST, 4-D latent", "Convergence of every model"]
     html = (root / "reports" / "report.html").read_text()
