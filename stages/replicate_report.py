@@ -19,7 +19,7 @@ from pathlib import Path
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params, read_yaml
 from aebench.common.files import atomic_path, check_writable
-from aebench.reporting.claims import Setup, architecture_decides, claims
+from aebench.reporting.claims import Setup, architecture_decides, assess, claims
 from aebench.reporting.findings import comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import (
@@ -77,7 +77,7 @@ def stated_setup(params_file: Path) -> str:
     return " ".join(lines)
 
 
-def ledger(claim_list, profiles: dict[str, Setup], study: Setup) -> Table:
+def ledger(claim_list, profiles: dict[str, Setup], study: Setup, *, max_seeds: int) -> Table:
     rows = []
     for claim in claim_list:
         cells = [claim.article, claim.says, claim.measure]
@@ -85,9 +85,11 @@ def ledger(claim_list, profiles: dict[str, Setup], study: Setup) -> Table:
             if setup is None:
                 cells += ["not measured", "no profile"]
                 continue
-            outcome = claim.evaluate(setup)
+            assessment = assess(claim, setup, max_seeds=max_seeds)
+            outcome = assessment.outcome
             link = f" ({figure_link('figure', outcome.figure)})" if outcome.figure is not None else ""
-            cells += [outcome.verdict, outcome.numbers + link]
+            note = f" [{assessment.note()}]" if assessment.note() else ""
+            cells += [assessment.verdict, outcome.numbers + note + link]
         rows.append(cells)
     return Table(header=["article", "claim", "decided by", "verdict in the article's profile", "numbers (profile)",
                          "verdict in the default study", "numbers (study)"], rows=rows, label_columns=7,
@@ -109,6 +111,17 @@ def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dic
                  rows=rows, label_columns=7, css_class="ledger")
 
 
+def convergence_line(setup: Setup) -> str:
+    """Whether every model of a profile passed its convergence test, and which did not."""
+    failed = [f"{variant_label(m.key.variant)}-{m.key.latent_dim} seed {seed}" for m in setup.results
+              for seed in m.unconverged_seeds]
+    total = sum(len(m.replicates) for m in setup.results)
+    if not failed:
+        return f"Convergence: all {total} models of this profile pass the convergence test."
+    return (f"Convergence: PROVISIONAL, {len(failed)} of {total} models fail the convergence test "
+            f"({', '.join(failed)}); this profile's numbers and verdicts may still move with training.")
+
+
 def profile_blocks(name: str, params_file: Path, setup: Setup, columns, figures_root: Path) -> list[Block]:
     from aebench.reporting.figures import figure_path, figures_for
 
@@ -117,6 +130,7 @@ def profile_blocks(name: str, params_file: Path, setup: Setup, columns, figures_
     blocks: list[Block] = [
         Heading(f"Profile {name}", 2),
         Paragraph(stated_setup(params_file)),
+        Paragraph(convergence_line(setup)),
         Code(f"{params_file}: datasets {list(params.datasets)}, variants {list(params.variants)}, latent sizes "
              f"{list(params.latent_dims)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, batch "
              f"{params.train.batch_size}, lr {params.train.lr:g}, network {params.network.arch} "
@@ -168,10 +182,14 @@ def main(argv: list[str] | None = None) -> None:
                   f"and in the default study (`params.yaml`: {len(study_params.seeds)} seeds, "
                   f"{study_params.train.epochs} epochs, {study_params.network.arch} {list(study_params.network.hidden)},"
                   f" binarize {study_params.data.binarize}). Verdicts: holds, does not hold, inconclusive (seeds "
-                  "disagree, or the paired 95% t-interval contains zero), not measured. Numbers are mean ± sd over "
+                  "disagree, the paired 95% t-interval contains zero, or a single seed), not measured; a verdict "
+                  "resting on a model that failed its convergence test is provisional and decides nothing. "
+                  "Beside the numbers: n (the seeds of the models the claim reads), which models failed the "
+                  "convergence test, and for a claim that is not decisive the seeds its observed spread needs (up "
+                  f"to claims.max_seeds = {study_params.claims.max_seeds}). Numbers are mean ± sd over "
                   "seeds, read from the metrics and history files."),
         Heading("Claims ledger", 2),
-        ledger(claims(real_confidence=real_confidence), profiles, study),
+        ledger(claims(real_confidence=real_confidence), profiles, study, max_seeds=study_params.claims.max_seeds),
     ]
     counterparts = mlp_counterparts(args, names)
     if counterparts:

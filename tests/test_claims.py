@@ -25,6 +25,7 @@ from aebench.reporting.claims import (
     Outcome,
     Setup,
     architecture_decides,
+    assess,
     claims,
     emae_samples,
     emae_split,
@@ -153,10 +154,12 @@ def test_separation_claim_follows_the_paired_knn_difference(vae, ae, verdict):
     assert outcome.numbers.startswith("k-NN accuracy in the 2-D latent: AE ")
 
 
-def test_separation_with_one_seed_follows_the_single_difference_and_says_so_once():
+def test_one_seed_decides_nothing_and_says_so_once():
     outcome = separation_2d(separation_study([True], [False], seeds=(0,)))
-    assert outcome.verdict == HOLDS
+    assert outcome.verdict == INCONCLUSIVE  # the difference is large, but one seed gives it no interval
     assert outcome.numbers.count("one seed: no interval") == 1, outcome.numbers
+    single = setup(model("mnist", "vae", 2, (0,), per_seed={"aggregate.mean_norm": [0.01]}))
+    assert prior_disc_2d(single).verdict == INCONCLUSIVE  # every seed agrees, but there is only one
 
 
 def test_a_claimed_difference_that_no_seed_shows_does_not_hold():
@@ -382,3 +385,75 @@ def test_the_architecture_decides_separation_when_only_one_networks_vae_separate
     assert architecture_decides(book, mlp).startswith("yes: holds with the article's networks")
     same = separation_2d(separation_study([True] * 3, [False] * 3))
     assert architecture_decides(book, same) == "no: holds with both"
+
+
+# --- the ledger's assessment: n, provisional verdicts, the seed rule --------------------------------
+
+SEPARATION = next(c for c in claims(real_confidence={}) if c.name == "ae-vs-vae-2d-separation")
+
+
+def knn_pair(ae, vae, *, seeds=SEEDS, unconverged=None) -> Setup:
+    """2-D AE and VAE with the given k-NN accuracies; `unconverged`: (variant, seed) whose model failed its test."""
+    def values(variant, accuracies):
+        flags = [(variant, seed) != unconverged for seed in seeds]
+        return {"latent.knn_accuracy": accuracies, "convergence.converged": flags,
+                "convergence.flat": flags}
+
+    return setup(model("mnist", "ae", 2, seeds, per_seed=values("ae", ae)),
+                 model("mnist", "vae", 2, seeds, per_seed=values("vae", vae)))
+
+
+def test_a_decisive_claim_on_converged_models_is_decided_and_states_its_n():
+    assessment = assess(SEPARATION, knn_pair([0.5, 0.6, 0.55], [0.9, 1.0, 0.96]), max_seeds=10)
+    assert assessment.verdict == HOLDS and assessment.decided
+    assert assessment.n == 3 and not assessment.provisional
+    assert assessment.note() == "n = 3"
+
+
+def test_a_verdict_resting_on_an_unconverged_model_is_provisional_and_decides_nothing():
+    assessment = assess(SEPARATION, knn_pair([0.5, 0.6, 0.55], [0.9, 1.0, 0.96], unconverged=("vae", 1)),
+                        max_seeds=10)
+    assert assessment.outcome.verdict == HOLDS  # the numbers alone would decide it
+    assert assessment.verdict == "provisional (holds)" and not assessment.decided
+    assert assessment.unconverged == ("VAE-2 seed 1",)
+    assert assessment.note() == "n = 3; provisional: VAE-2 seed 1 failed the convergence test"
+
+
+def test_a_claim_near_its_threshold_states_the_seeds_its_spread_needs():
+    # VAE - AE = +0.05, +0.15, -0.02 at the three seeds: mean +0.06, sd 0.085; the interval holds zero at n = 3.
+    ae, vae = [0.5, 0.5, 0.5], [0.55, 0.65, 0.48]
+    assessment = assess(SEPARATION, knn_pair(ae, vae), max_seeds=20)
+    assert assessment.verdict == INCONCLUSIVE
+    differences = np.subtract(vae, ae)
+    mean, sd = differences.mean(), differences.std(ddof=1)
+    needed = next(n for n in range(2, 21) if stats_t(n) * sd / np.sqrt(n) < mean)
+    assert needed > 3
+    assert assessment.seeds_needed == f"{needed} at the observed spread"
+    capped = assess(SEPARATION, knn_pair(ae, vae), max_seeds=needed - 1)
+    assert capped.seeds_needed == f"more than {needed - 1} (claims.max_seeds) at the observed spread"
+
+
+def test_the_seed_rule_says_when_more_seeds_cannot_decide_an_every_seed_claim():
+    disc = next(c for c in claims(real_confidence={}) if c.name == "vae-explained-disc")
+    mixed = setup(model("mnist", "vae", 2, per_seed={"aggregate.mean_norm": [0.01, 0.9, 0.01],
+                                                     "latent.knn_accuracy": [0.9, 0.9, 0.9]}))
+    assessment = assess(disc, mixed, max_seeds=10)
+    assert assessment.verdict == INCONCLUSIVE
+    assert assessment.seeds_needed.startswith("none would: the seeds disagree")
+
+
+def test_a_single_seed_asks_for_a_second():
+    assessment = assess(SEPARATION, knn_pair([0.5], [0.9], seeds=(0,)), max_seeds=10)
+    assert assessment.verdict == INCONCLUSIVE and assessment.n == 1
+    assert assessment.seeds_needed.startswith("at least 2")
+
+
+def test_not_measured_is_never_provisional():
+    assessment = assess(SEPARATION, setup(model("mnist", "beta4", 4)), max_seeds=10)
+    assert assessment.verdict == NOT_MEASURED and assessment.n is None and assessment.note() == ""
+
+
+def stats_t(n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df=n - 1))

@@ -41,7 +41,7 @@ from aebench.reporting.labels import variant_label
 
 PROFILES = REPO / "replicate" / "profiles"
 # What a profile shares with the study's params.yaml: the measurements, and the data split it reads.
-SHARED_SECTIONS = ("classifier", "evaluate", "figures", "mlflow")
+SHARED_SECTIONS = ("classifier", "evaluate", "convergence", "claims", "figures", "mlflow")  # one convergence test
 SPLIT_KEYS = ("source_dir", "split_seed", "val_size", "subset", "download_timeout")
 SUBSET, EPOCHS = 300, 1
 # Their claims are paired AE-VAE differences: two seeds give an interval.
@@ -64,6 +64,29 @@ def header(path: Path) -> str:
 
 
 # ---------------------------------------------------------------- the repository's files (fast)
+
+
+def test_a_profile_with_an_unconverged_model_is_marked_provisional_and_so_are_its_verdicts(load_stage):
+    from report_inputs import model
+
+    from aebench.reporting.claims import Setup
+
+    stage = load_stage("replicate_report")
+    knn = {"latent.knn_accuracy": [0.5, 0.55]}
+    failing = {**knn, "convergence.converged": [True, False], "convergence.flat": [True, False]}
+    profile = Setup("ae-vs-vae-2d", [model("mnist", "ae", 2, (0, 1), per_seed=knn),
+                                     model("mnist", "vae", 2, (0, 1), per_seed=failing)],
+                    figures=Path("f"), compare=Path("c"), binarize="dynamic")
+    assert stage.convergence_line(profile) == (
+        "Convergence: PROVISIONAL, 1 of 4 models fail the convergence test (VAE-2 seed 1); this profile's "
+        "numbers and verdicts may still move with training.")
+    study = Setup("default study", [model("mnist", "ae", 2, (0, 1), per_seed=knn)], figures=Path("f"),
+                  compare=Path("c"), binarize="dynamic")
+    assert stage.convergence_line(study) == "Convergence: all 2 models of this profile pass the convergence test."
+    separation = [c for c in claims(real_confidence={}) if c.name == "ae-vs-vae-2d-separation"]
+    row = stage.ledger(separation, {"ae-vs-vae-2d": profile}, study, max_seeds=10).rows[0]
+    assert row[3].startswith("provisional (") and "VAE-2 seed 1 failed the convergence test" in row[4]
+    assert row[5] == "not measured"  # the study lacks the VAE-2
 
 
 @pytest.mark.parametrize("name", profile_names())
@@ -258,7 +281,9 @@ def test_report_opens_with_the_claims_ledger_and_quotes_each_profile(replicated)
     ledger = claims(real_confidence={})
     rows = table_rows(markdown, "## Claims ledger")
     assert len(rows) == len(ledger)
-    verdicts = {"holds", "does not hold", "inconclusive", "not measured"}
+    plain = {"holds", "does not hold", "inconclusive"}
+    # One epoch passes no convergence test: every measured verdict here is provisional, and decides nothing.
+    verdicts = {f"provisional ({verdict})" for verdict in plain} | {"not measured"}
     for claim, row in zip(ledger, rows, strict=True):
         assert row[0] == claim.article, row
         assert row[3] in verdicts and row[5] in verdicts, row  # in the profile, in the default study
@@ -295,6 +320,7 @@ def test_report_opens_with_the_claims_ledger_and_quotes_each_profile(replicated)
         assert stated in section, name
         params, keys = profile_keys(replicated, name)
         assert f"network {params.network.arch}" in section and f"likelihood {params.likelihood.name}" in section
+        assert "Convergence: PROVISIONAL" in section, name  # one epoch: no model of it passes
         for key in keys:
             assert f"{variant_label(key.variant)}-{key.latent_dim} on" in section, (name, key)
         assert f">Profile {name}</h2>" in html

@@ -295,6 +295,8 @@ def test_report_opens_with_the_title_then_the_claims_ledger_then_the_findings(bu
     assert markdown.startswith("# aebench: AE, VAE, EM-AE on MNIST\n\n6 models (1 dataset x 3 variants x 2 latent "
                                "sizes), each trained with 3 seeds (0, 1, 2) for 4 epochs")
     assert sections(markdown)[:2] == ["Claims ledger", "Findings"]
+    assert ("1 of 18 trained models FAIL the convergence test (VAE-4 on MNIST seed 1): every finding and claim "
+            "that rests on them is marked provisional") in markdown.split("## Claims ledger")[0]
     assert re.findall(r"^### (.+)$", section(markdown, "Findings"), re.M) == [
         "MNIST, 2-D latent", "MNIST, 4-D latent", "Convergence of every model"]
     html = (root / "reports" / "report.html").read_text()
@@ -421,9 +423,9 @@ def test_figures_are_linked_in_markdown_and_embedded_in_html(built):
 
     per_model = sum(len(figures_for(ModelKey("mnist", v, z))) for v in VARIANTS for z in SIZES)
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert len(images) == per_model + 6  # and the six comparison figures of the dataset
+    assert len(images) == per_model + len(COMPARE_FIGURES)  # and the comparison figures of the dataset
     assert all((root / "reports" / link).is_file() for link in images)
-    assert html.count('<img src="data:image/png;base64,') == per_model + 6
+    assert html.count('<img src="data:image/png;base64,') == per_model + len(COMPARE_FIGURES)
     ids = set(re.findall(r'\sid="([^"]+)"', html))
     anchors = re.findall(r'href="#([^"]+)"', html)
     assert anchors and [a for a in anchors if a not in ids] == []  # every in-page link lands somewhere

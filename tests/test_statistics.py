@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aebench.reporting.statistics import CONFIDENCE, PairedDifference, Summary, paired_difference, summarize
+from aebench.reporting.statistics import (
+    CONFIDENCE,
+    PairedDifference,
+    Summary,
+    paired_difference,
+    seeds_needed,
+    summarize,
+)
 
 
 # --- summarize ----------------------------------------------------------------------------------
@@ -107,3 +114,19 @@ def test_interval_text_gives_signed_mean_and_bounds():
     difference = paired_difference([1.0, 2.0, 3.0], [2.0, 3.5, 3.5])  # differences 1, 1.5, 0.5
     half = stats.t.ppf(0.975, 2) * 0.5 / math.sqrt(3)
     assert difference.interval(2) == f"+1.00 [{1 - half:+.2f}, {1 + half:+.2f}]" == "+1.00 [-0.24, +2.24]"
+
+
+def test_seeds_needed_is_the_first_n_whose_interval_at_the_observed_spread_clears_zero():
+    differences = [1.0, 3.0, -0.5]  # mean 1.17, sd 1.76: the interval at n = 3 holds zero
+    mean, sd = np.mean(differences), np.std(differences, ddof=1)
+    needed = seeds_needed(differences, cap=50)
+    half = [stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n) for n in range(2, 51)]
+    assert needed == 2 + next(i for i, h in enumerate(half) if h < mean)
+    assert half[needed - 3] >= mean  # one seed fewer is not enough
+    assert seeds_needed(differences, cap=needed - 1) is None  # beyond the cap: said, not guessed
+
+
+def test_seeds_needed_has_no_answer_without_a_spread_or_a_difference():
+    assert seeds_needed([2.0], cap=10) is None  # one seed: no sd
+    assert seeds_needed([1.0, -1.0], cap=10) is None  # a mean of 0 never clears 0
+    assert seeds_needed([1.0, 1.0], cap=10) == 2  # no spread: two seeds already clear it

@@ -33,7 +33,15 @@ from study import REPO, dvc, git, make_workspace, run_in_process, tiny_params
 
 from aebench.common.config import load_params, read_yaml
 from aebench.reporting.statistics import summarize
-from aebench.reporting.sweep import SCALARS, crossing, experiments_frame, point_weights
+from aebench.reporting.sweep import (
+    SCALARS,
+    crossing,
+    experiments_frame,
+    findings,
+    point_weights,
+    summary_table,
+    unconverged_points,
+)
 
 SUBSET, EPOCHS, SEEDS = 300, 1, [0, 1]
 POINTS = ("ae", "vae", "emae")  # the reference and both ends of the gamma line
@@ -77,10 +85,11 @@ UNDEFINED = {"ae": ("test.distortion", "test.rate", "test.neg_elbo", "test.nll_i
 NO_GRID = ("manifold.roughness", "manifold.mean_confidence", "manifold.corner_confidence")
 
 
-def metrics(variant: str, seed: int, *, latent_dim: int = 2, **values: float) -> dict:
+def metrics(variant: str, seed: int, *, latent_dim: int = 2, converged: bool = True, **values: float) -> dict:
     """A metrics file's content with every scalar the sweep reads (`test_rate=20.0` sets test.rate; the
-    rest 3.0), null where the evaluation writes null."""
-    payload = {"dataset": "mnist", "variant": variant, "latent_dim": latent_dim, "seed": seed}
+    rest 3.0), null where the evaluation writes null; and whether its convergence test passed."""
+    payload = {"dataset": "mnist", "variant": variant, "latent_dim": latent_dim, "seed": seed,
+               "convergence": {"converged": converged}}
     nulls = UNDEFINED.get(variant, ()) + (NO_GRID if latent_dim != 2 else ())
     for key in SCALARS:
         if key in payload:  # seed and latent_dim are scalars of the file too
@@ -165,6 +174,20 @@ def test_experiments_frame_reads_the_values_dvc_leaves_out_as_missing():
     assert by_point.loc["vae", "test.rate"] == 20.0 and math.isnan(by_point.loc["vae", "manifold.roughness"])
     assert math.isnan(by_point.loc["ae", "test.rate"]) and math.isnan(by_point.loc["ae", "beta"])
     assert by_point.loc["ae", "probe.accuracy"] == 3.0
+
+
+def test_points_whose_models_failed_the_convergence_test_are_marked_provisional():
+    vae = revision("c2", "vae", "2026-01-01T10:02:00", {
+        metrics_path("vae", 0): metrics("vae", 0), metrics_path("vae", 1): metrics("vae", 1, converged=False)})
+    emae = revision("c1", "emae", "2026-01-01T10:01:00", {metrics_path("emae", 0): metrics("emae", 0)})
+    frame = experiments_frame(exp_show(vae, emae), params_file=PARAMS_FILE, metrics_root=METRICS_ROOT)
+    assert unconverged_points(frame) == {"vae": [1]}
+    sentence = findings(frame, au_threshold=0.01)[0]
+    assert sentence.startswith("Provisional: 1 of 3 models failed their convergence test (VAE seed 1)")
+    rows = {row[0]: row for row in summary_table(frame).rows}
+    assert rows["VAE"][4] == "1 of 2 (provisional)" and rows["EM-AE"][4] == "1 of 1"
+    passed = experiments_frame(exp_show(emae), params_file=PARAMS_FILE, metrics_root=METRICS_ROOT)
+    assert findings(passed, au_threshold=0.01)[0] == "Every model of the grid (1) passed its convergence test."
 
 
 def test_experiments_frame_keeps_the_newest_experiment_of_a_point_and_seed():

@@ -9,6 +9,8 @@ Modules (import the one you need; this package imports none of them, so that
 - `likelihood`: the ELBO and the importance-weighted estimate of log p(x), batched;
 - `reconstruction`: posterior means and reconstructions at z = mu;
 - `activity`, `latent`, `usage`: A_u and AU(delta), KL per dimension, the decoder's usage of each dimension;
+  `usage_split`: its shares and used units (no torch);
+- `convergence`: the convergence test of a model, read from its training history (no torch);
 - `geometry`, `probe`, `expost`: what the latent layout keeps (k-NN, roughness, interpolation), the
   linear probe, densities fitted on the training codes;
 - `classifier`, `sample_quality`, `precision_recall`, `frechet`, `degradations`: the per-dataset judge,

@@ -24,7 +24,6 @@ from aebench.reporting.findings import comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
 from aebench.reporting.results import ModelResults, ReportInputError
-from aebench.reporting.statistics import summarize
 
 # What each sample metric rewards: the "how computed" section quotes this.
 SAMPLE_METRIC_MEANING = {
@@ -107,7 +106,20 @@ def introduction(inputs: ReportInputs) -> list[Block]:
             "difference excludes zero. Losses and likelihoods are in nats per image (summed over the 784 pixels, "
             "averaged over images)."
         ),
+        Paragraph(convergence_summary(results)),
     ]
+
+
+def convergence_summary(results: list[ModelResults]) -> str:
+    """How many trained models pass the convergence test: the numbers below describe trained models only then."""
+    failed = [f"{model_label(r)} seed {seed}" for r in results for seed in r.unconverged_seeds]
+    total = sum(len(r.replicates) for r in results)
+    if not failed:
+        return (f"All {total} trained models pass the convergence test (\"Convergence of every model\", under the "
+                "findings): the numbers below describe trained models, not ones still moving.")
+    return (f"{len(failed)} of {total} trained models FAIL the convergence test ({', '.join(failed)}): every "
+            "finding and claim that rests on them is marked provisional (\"Convergence of every model\", under "
+            "the findings).")
 
 
 def ledger_section(inputs: ReportInputs) -> list[Block]:

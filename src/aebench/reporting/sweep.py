@@ -34,6 +34,7 @@ PLANE = ("test.rate", "test.distortion")
 USAGE = ("latent.active_units", "latent.used_units", "latent.effective_dims")
 QUALITY = ("test.nll_iw", "probe.accuracy")
 SCALARS = tuple(key for key, metric in METRICS.items() if metric.kind in ("int", "float") and "." in key)
+CONVERGED = "convergence.converged"  # the model passed its convergence test (`aebench.evaluation.convergence`)
 
 
 def point_weights(variant: dict[str, Any]) -> tuple[float, float]:
@@ -50,6 +51,7 @@ def _row(variant_name: str, variant: dict[str, Any], metrics: dict[str, Any]) ->
     for key in SCALARS:
         value = _scalar(metrics, key)
         row[key] = math.nan if value is None else float(value)
+    row[CONVERGED] = _scalar(metrics, CONVERGED) is True  # a missing test (older metrics) is no pass
     return row
 
 
@@ -134,9 +136,26 @@ def beta_line(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[np.isclose(frame["gamma"], 1.0)]
 
 
+def unconverged_points(frame: pd.DataFrame) -> dict[str, list[int]]:
+    """{point: [seeds whose model failed the convergence test]}, for the points that have any."""
+    failed = frame[~frame[CONVERGED].astype(bool)]
+    return {point: sorted(int(s) for s in group["seed"]) for point, group in failed.groupby("point", sort=False)}
+
+
+def convergence_sentence(frame: pd.DataFrame) -> str:
+    failed = unconverged_points(frame)
+    if not failed:
+        return f"Every model of the grid ({len(frame)}) passed its convergence test."
+    listed = "; ".join(f"{variant_label(point)} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                       for point, seeds in failed.items())
+    return (f"Provisional: {sum(map(len, failed.values()))} of {len(frame)} models failed their convergence test "
+            f"({listed}); those points' numbers, and every sentence below that uses them, may still move with "
+            "training.")
+
+
 def findings(frame: pd.DataFrame, *, au_threshold: float) -> list[str]:
     """Sentences computed from the grid: the rate and distortion of the ends, where active units cross."""
-    sentences = []
+    sentences = [convergence_sentence(frame)]
     for name, label in (("vae", "VAE (beta 1, gamma 1)"), ("emae", "EM-AE (beta 1, gamma 0)")):
         point = frame[frame["point"] == name]
         if not point.empty:
@@ -169,11 +188,15 @@ def summary_table(frame: pd.DataFrame) -> Table:
     for point, group in frame.groupby("point", sort=False):
         beta, gamma = group["beta"].iloc[0], group["gamma"].iloc[0]
         weights = "n/a" if math.isnan(beta) else f"{beta:g}"
+        passed = int(group[CONVERGED].astype(bool).sum())
+        converged = f"{passed} of {len(group)}" + ("" if passed == len(group) else " (provisional)")
         rows.append([variant_label(point), weights, "n/a" if math.isnan(gamma) else f"{gamma:g}",
-                     str(len(group))] + [_spread(group, key) if group[key].notna().any() else "n/a" for key in keys])
-    return Table(header=["point", "beta", "gamma", "seeds n", *keys], rows=rows, label_columns=4,
+                     str(len(group)), converged]
+                    + [_spread(group, key) if group[key].notna().any() else "n/a" for key in keys])
+    return Table(header=["point", "beta", "gamma", "seeds n", "converged", *keys], rows=rows, label_columns=5,
                  css_class="comparison", caption="Mean ± sd over the seeds; nats/image for rate, distortion, -ELBO "
-                 "and IW NLL; probe accuracy as a fraction; n/a where the AE defines no density.")
+                 "and IW NLL; probe accuracy as a fraction; n/a where the AE defines no density. Converged: the "
+                 "seeds whose model passed its convergence test; a point with a failing seed is provisional.")
 
 
 def sweep_report(frame: pd.DataFrame, *, figures: list[tuple[str, str, Path, bytes]], au_threshold: float,
