@@ -199,9 +199,11 @@ def test_a_deterministic_code_has_null_likelihoods_and_a_note(evaluated):
         metrics = metrics_of(root, found[("ae", latent_dim)])
         test = metrics["test"]
         assert (test["distortion"], test["rate"], test["neg_elbo"], test["nll_iw"]) == (None, None, None, None)
+        assert (test["nll_iw_se"], test["nll_iw_mc_se"]) == (None, None)
         assert metrics["latent"]["kl_per_dim"] is None and test["note"] == DETERMINISTIC_NOTE
         vae = metrics_of(root, found[("vae", latent_dim)])
         assert vae["test"]["neg_elbo"] == pytest.approx(vae["test"]["distortion"] + vae["test"]["rate"])
+        assert vae["test"]["nll_iw_se"] > 0 and vae["test"]["nll_iw_mc_se"] > 0  # the IW estimate's precision
         assert vae["test"]["rate"] == pytest.approx(sum(vae["latent"]["kl_per_dim"]))
 
 
