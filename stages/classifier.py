@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> None:
 
     stage = f"classifier@{spec.name}"
 
-    def report(epoch: int, loss: float, seconds: float) -> None:
-        print(f"{stage}: epoch {epoch}/{settings.epochs} loss {loss:.4f} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    def reporter(architecture: str):
+        def report(epoch: int, loss: float, seconds: float) -> None:
+            print(f"{stage}: {architecture} epoch {epoch}/{settings.epochs} loss {loss:.4f} ({seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+        return report
 
     test_images, test_labels = data.split("test")
     held_out = data.split("val")[0]
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         model = train_classifier(
             train_images, train_labels, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
             generator=generator(settings.seed, f"{stream}-data"), architecture=architecture, device=device,
-            report=report,
+            report=reporter(architecture),
         )
         real = reference(model, test_images, device=device)
         validation = validate_sample_metrics(
