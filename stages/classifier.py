@@ -1,10 +1,14 @@
 """DVC stage `classifier@<dataset>`: the small CNN that judges generated samples, and a check of the judge.
 
 Trained on the train split, scored on the test split. It then validates every
-sample-quality metric on controlled inputs whose order is known (real
-validation images, the same blurred, with salt-and-pepper noise, with shuffled
-pixels) and records which ones rank them correctly; the report quotes only
-those. Writes the weights and `metrics/classifiers/<dataset>.json`.
+sample-quality metric on the validation ladder (real validation images, the
+same blurred, patchworks of their quadrants, with salt-and-pepper noise, with
+shuffled pixels: `aebench.evaluation.degradations`) and records which ones rank
+it in the required order; the report decides sample quality only with those.
+A second judge of another architecture (SECOND_JUDGE, not saved) is trained
+the same way and the ladder is run in its features too, to tell whether a
+metric's verdict belongs to the metric or to the feature space. Writes the
+weights and `metrics/classifiers/<dataset>.json`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from aebench.common.runtime import generator, resolve_device, seed_everything
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.data.official import dataset_spec
 from aebench.data.prepared import load_prepared
-from aebench.evaluation.classifier import TARGET_ACCURACY, accuracy, save_classifier, train_classifier
+from aebench.evaluation.classifier import (
+    JUDGE,
+    SECOND_JUDGE,
+    TARGET_ACCURACY,
+    SampleClassifier,
+    accuracy,
+    save_classifier,
+    train_classifier,
+)
 from aebench.evaluation.sample_quality import check_precision_recall_k, reference, validate_sample_metrics
 
 
@@ -62,37 +74,57 @@ def main(argv: list[str] | None = None) -> None:
 
     stage = f"classifier@{spec.name}"
 
-    def report(epoch: int, loss: float, seconds: float) -> None:
-        print(f"{stage}: epoch {epoch}/{settings.epochs} loss {loss:.4f} ({seconds:.1f} s)", file=sys.stderr, flush=True)
+    def reporter(architecture: str):
+        def report(epoch: int, loss: float, seconds: float) -> None:
+            print(f"{stage}: {architecture} epoch {epoch}/{settings.epochs} loss {loss:.4f} ({seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+        return report
 
-    seed_everything(settings.seed, "classifier-init")
-    model = train_classifier(
-        train_images, train_labels, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-        generator=generator(settings.seed, "classifier-data"), device=device, report=report,
-    )
-    test_accuracy = accuracy(model, test_images, test_labels, device=device)
+    held_out = data.split("val")[0]
+
+    def judged(architecture: str, stream: str) -> tuple[SampleClassifier, dict]:
+        """Train a judge, score it and run the ladder in its features: (model, its record)."""
+        seed_everything(settings.seed, f"{stream}-init")
+        model = train_classifier(
+            train_images, train_labels, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+            generator=generator(settings.seed, f"{stream}-data"), architecture=architecture, device=device,
+            report=reporter(architecture),
+        )
+        real = reference(model, test_images, device=device)
+        validation = validate_sample_metrics(
+            model, held_out, real, precision_recall_k=params.evaluate.precision_recall_k,
+            precision_recall_images=params.evaluate.precision_recall_images,
+            density_coverage_k=params.evaluate.density_coverage_k,
+            generator=generator(settings.seed, "degradations"), device=device,
+        )
+        return model, {"architecture": architecture,
+                       "test_accuracy": accuracy(model, test_images, test_labels, device=device),
+                       "real_mean_confidence": real.mean_confidence, "sample_metric_validation": validation}
+
+    model, judge = judged(JUDGE, "classifier")
+    judge_seconds = time.perf_counter() - started
+    _, second = judged(SECOND_JUDGE, "second-judge")
+    second_seconds = time.perf_counter() - started - judge_seconds
+    test_accuracy = judge["test_accuracy"]
     config = {"dataset": spec.name, "seed": settings.seed, "classifier": params.to_dict()["classifier"]}
-    real = reference(model, test_images, device=device)
-    validation = validate_sample_metrics(
-        model, data.split("val")[0], real, precision_recall_k=params.evaluate.precision_recall_k,
-        precision_recall_images=params.evaluate.precision_recall_images,
-        generator=generator(settings.seed, "degradations"), device=device,
-    )
     save_classifier(args.out, model.cpu(), config=config, test_accuracy=test_accuracy)
     write_json(args.metrics, {
         "dataset": spec.name,
-        "test_accuracy": test_accuracy,
+        **judge,
         "test_images": len(test_images),
         "train_images": len(train_images),
         "epochs": settings.epochs,
-        "real_mean_confidence": real.mean_confidence,
-        "sample_metric_validation": validation,
+        "second_judge": second,
     })
     seconds = time.perf_counter() - started
-    write_runinfo(runinfo, {"stage": "classifier", "dataset": spec.name, "seconds": seconds, "device": str(device)})
-    passed = [name for name, check in validation.items() if check["passes"]]
-    print(f"{stage}: test accuracy {test_accuracy:.4f}; sample metrics that rank degradations correctly: "
-          f"{', '.join(passed) or 'none'}; {seconds:.1f} s -> {args.out}", file=sys.stderr)
+    write_runinfo(runinfo, {"stage": "classifier", "dataset": spec.name, "seconds": seconds,
+                            "second_judge_seconds": second_seconds, "device": str(device)})
+    for record in (judge, second):
+        passed = [name for name, check in record["sample_metric_validation"].items() if check["passes"]]
+        print(f"{stage}: {record['architecture']} judge: test accuracy {record['test_accuracy']:.4f}; sample "
+              f"metrics that pass the ladder: {', '.join(passed) or 'none'}", file=sys.stderr)
+    print(f"{stage}: {seconds:.1f} s, of which the second judge {second_seconds:.1f} s -> {args.out}",
+          file=sys.stderr)
     target = TARGET_ACCURACY[spec.name]
     if test_accuracy < target:
         print(f"warning: {stage} test accuracy {test_accuracy:.4f} is below the {target:.3f} a trusted judge needs "

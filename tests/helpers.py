@@ -74,7 +74,7 @@ def tiny_raw(**dotted: Any) -> dict:
     raw["train"].update(epochs=2, batch_size=64, drop_last=False, lr=0.001, mc_samples=1)
     raw["evaluate"].update(
         iw_samples=8, iw_batch_images=20, iw_max_rows=160, usage_images=40, latent_images=20, sample_count=60,
-        precision_recall_k=3, precision_recall_images=40, expost_components=2,
+        precision_recall_k=3, precision_recall_images=40, density_coverage_k=5, expost_components=2,
     )
     raw["figures"].update(manifold_steps=4, interpolation_steps=5)
     raw["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"

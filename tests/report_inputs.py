@@ -95,7 +95,9 @@ def metrics_payload(key: ModelKey, seed: int, values: Mapping[str, Any] | None =
     for source in SAMPLE_SOURCES:
         flat |= histogram_values(source, UNIFORM)
         flat |= {f"samples.{source}.mean_confidence": 0.8, f"samples.{source}.frechet_distance": 10.0,
-                 f"samples.{source}.precision": 0.5, f"samples.{source}.recall": 0.5}
+                 f"samples.{source}.precision": 0.5, f"samples.{source}.recall": 0.5,
+                 f"samples.{source}.confident_share": 0.6, f"samples.{source}.density": 0.9,
+                 f"samples.{source}.coverage": 0.5}
     unknown = sorted(set(values or {}) - set(flat))
     if unknown:
         raise KeyError(f"not a metrics key: {unknown[0]}")
@@ -211,11 +213,23 @@ def data_info(dataset: str) -> dict[str, Any]:
             "subset": 600}
 
 
-def classifier_metrics(dataset: str, passes: Mapping[str, bool], *, real_confidence: float = 0.95) -> dict[str, Any]:
-    """The classifier stage's metrics: accuracy, confidence on real images, and the sample-metric validation."""
-    validation = {
-        name: {"values": {"real": 0.1, "blur": 0.2, "salt_and_pepper": 0.3, "shuffled": 0.4}, "passes": passed}
-        for name, passed in passes.items()
-    }
-    return {"dataset": dataset, "test_accuracy": 0.9876, "test_images": 600, "train_images": 600, "epochs": 1,
-            "real_mean_confidence": real_confidence, "sample_metric_validation": validation}
+def ladder(passes: Mapping[str, bool]) -> dict[str, Any]:
+    """A sample-metric validation: a metric that fails ranks the patchwork above the blurred images."""
+    validation = {}
+    for name, passed in passes.items():
+        patchwork = 0.3 if passed else 0.15
+        validation[name] = {
+            "values": {"real": 0.1, "blur": 0.2, "patchwork": patchwork, "salt_and_pepper": 0.25, "shuffled": 0.4},
+            "higher_is_better": False, "misordered": [] if passed else [["blur", "patchwork"]], "passes": passed,
+        }
+    return validation
+
+
+def classifier_metrics(dataset: str, passes: Mapping[str, bool], *, real_confidence: float = 0.95,
+                       second_passes: Mapping[str, bool] | None = None) -> dict[str, Any]:
+    """The classifier stage's metrics: accuracy, confidence on real images, the ladder in both judges."""
+    second = {"architecture": "mlp", "test_accuracy": 0.97, "real_mean_confidence": 0.9,
+              "sample_metric_validation": ladder(passes if second_passes is None else second_passes)}
+    return {"dataset": dataset, "architecture": "cnn", "test_accuracy": 0.9876, "real_mean_confidence": real_confidence,
+            "sample_metric_validation": ladder(passes), "test_images": 600, "train_images": 600, "epochs": 1,
+            "second_judge": second}

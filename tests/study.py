@@ -49,7 +49,7 @@ def tiny_params(**sections) -> dict:
     params["train"]["epochs"] = 2
     params["classifier"]["epochs"] = 1
     params["evaluate"].update(iw_samples=8, latent_images=200, sample_count=300, usage_images=200,
-                              precision_recall_images=200, expost_components=2)
+                              precision_recall_images=200, density_coverage_k=5, expost_components=2)
     params["figures"]["manifold_steps"] = 5
     params.update(sections)
     return params

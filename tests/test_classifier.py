@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from aebench.common.errors import CheckpointError
-from aebench.evaluation import degradations
+from aebench.evaluation import degradations, sample_quality
 from aebench.evaluation.classifier import (
+    ARCHITECTURES,
     FEATURES,
     SampleClassifier,
     accuracy,
@@ -121,19 +122,24 @@ def test_bad_classifier_files_are_refused_by_name(trained, tmp_path):
 def test_real_images_judged_against_themselves_score_perfectly(trained):
     images, _ = synthetic_classes(200, seed=1)
     own = reference(trained, images)
-    judged = judge_samples(trained, images, own, precision_recall_k=3, precision_recall_images=200)
+    judged = judge_samples(trained, images, own, precision_recall_k=3, precision_recall_images=200,
+                           density_coverage_k=5)
     assert list(judged) == ["count", "class_histogram", "class_entropy", "top_class_share", "mean_confidence",
-                            "frechet_distance", "precision", "recall"]
+                            "confident_share", "frechet_distance", "precision", "recall", "density", "coverage"]
     assert judged["count"] == 200 and judged["class_histogram"] == [20] * 10
     assert judged["class_entropy"] == pytest.approx(1.0) and judged["top_class_share"] == pytest.approx(0.1)
     assert judged["frechet_distance"] == pytest.approx(0.0, abs=1e-6)
-    assert (judged["precision"], judged["recall"]) == (1.0, 1.0)
+    assert (judged["precision"], judged["recall"], judged["coverage"]) == (1.0, 1.0, 1.0)
+    assert judged["density"] == pytest.approx(1 + 1 / 5)  # its own ball and the k whose neighbour it is
     assert judged["mean_confidence"] == pytest.approx(own.mean_confidence)
+    confidence = classify(trained, images)[0].max(-1).values
+    assert judged["confident_share"] == pytest.approx(float((confidence >= 0.9).double().mean()))
 
 
 def test_blank_images_are_one_class_far_from_the_real_ones(trained, real):
     blank = torch.zeros(200, 1, 28, 28)
-    judged = judge_samples(trained, blank, real, precision_recall_k=3, precision_recall_images=200)
+    judged = judge_samples(trained, blank, real, precision_recall_k=3, precision_recall_images=200,
+                           density_coverage_k=5)
     assert sum(judged["class_histogram"]) == 200 and max(judged["class_histogram"]) == 200
     assert judged["class_entropy"] == 0.0 and judged["top_class_share"] == 1.0
     assert judged["frechet_distance"] > 10.0
@@ -143,11 +149,13 @@ def test_blank_images_are_one_class_far_from_the_real_ones(trained, real):
 def test_held_out_real_images_score_better_than_shuffled_ones(trained, real):
     held_out, _ = synthetic_classes(200, seed=5)
     shuffled = degradations.shuffle_pixels(held_out, generator=torch.Generator().manual_seed(0))
-    good, bad = (judge_samples(trained, x, real, precision_recall_k=3, precision_recall_images=200)
+    good, bad = (judge_samples(trained, x, real, precision_recall_k=3, precision_recall_images=200,
+                           density_coverage_k=5)
                  for x in (held_out, shuffled))
     assert good["frechet_distance"] < bad["frechet_distance"]
     assert good["precision"] > bad["precision"] and good["recall"] > bad["recall"]
-    assert good["mean_confidence"] > bad["mean_confidence"]
+    assert good["density"] > bad["density"] and good["coverage"] > bad["coverage"]
+    assert good["mean_confidence"] > bad["mean_confidence"] and good["confident_share"] > bad["confident_share"]
 
 
 def test_prior_codes_are_standard_normal_from_their_generator():
@@ -166,34 +174,36 @@ def test_prior_codes_are_standard_normal_from_their_generator():
 def validate(trained, real, **kwargs):
     held_out, _ = synthetic_classes(200, seed=5)
     return validate_sample_metrics(trained, held_out, real, precision_recall_k=3, precision_recall_images=200,
-                                   generator=torch.Generator().manual_seed(0), **kwargs)
+                                   density_coverage_k=5, generator=torch.Generator().manual_seed(0), **kwargs)
 
 
 def passing(validation: dict) -> list[str]:
     return [name for name, check in validation.items() if check["passes"]]
 
 
-def test_validation_scores_each_quality_metric_on_the_degradations_in_order(trained, real):
+def test_validation_scores_each_quality_metric_on_every_rung_and_names_what_it_misorders(trained, real):
     validation = validate(trained, real)
-    assert list(validation) == list(QUALITY_METRICS) == ["frechet_distance", "precision", "recall", "mean_confidence"]
-    for check in validation.values():
-        assert list(check["values"]) == ["real", "blur", "salt_and_pepper", "shuffled"]
-    frechet = list(validation["frechet_distance"]["values"].values())
-    assert frechet == sorted(frechet) and validation["frechet_distance"]["passes"] is True
-    confidence = list(validation["mean_confidence"]["values"].values())
-    assert confidence == sorted(confidence, reverse=True) and validation["mean_confidence"]["passes"] is True
-    # On these toy classes every degraded copy falls outside every k-NN ball: precision ties at 0, no order shown.
+    assert list(validation) == list(QUALITY_METRICS) == [
+        "frechet_distance", "precision", "recall", "density", "coverage", "mean_confidence", "confident_share"]
+    for name, check in validation.items():
+        assert list(check["values"]) == list(degradations.DEGRADATIONS)
+        assert check["higher_is_better"] is QUALITY_METRICS[name]
+        expected = degradations.misorderings(check["values"], higher_is_better=check["higher_is_better"])
+        assert check["misordered"] == [list(pair) for pair in expected] and check["passes"] is (not expected)
+    # On these toy classes a blurred square leaves every k-NN ball while a patchwork keeps some squares
+    # whole: precision puts sharp non-classes above blurred classes, the failure the ladder exists for.
     precision = validation["precision"]["values"]
-    assert precision["real"] > 0.5 and precision["blur"] == precision["shuffled"] == 0.0
-    assert validation["precision"]["passes"] is False
+    assert precision["real"] > 0.5 and precision["blur"] == precision["shuffled"] == 0.0 < precision["patchwork"]
+    assert validation["precision"]["passes"] is False and ["blur", "patchwork"] in validation["precision"]["misordered"]
 
 
 def test_a_metric_passes_only_when_it_ranks_the_known_order(trained, real, monkeypatch):
-    reversed_order = dict(reversed(list(degradations.DEGRADATIONS.items())))  # worst first: every order is wrong
-    monkeypatch.setattr(degradations, "DEGRADATIONS", reversed_order)
+    rungs = dict(degradations.DEGRADATIONS)
+    swapped = {**rungs, "real": rungs["shuffled"], "shuffled": rungs["real"]}  # the best and the worst exchanged
+    monkeypatch.setattr(sample_quality, "DEGRADATIONS", swapped)
     assert passing(validate(trained, real)) == []
-    same = dict.fromkeys(["real", "blur", "salt_and_pepper", "shuffled"], lambda images, *, generator: images.clone())
-    monkeypatch.setattr(degradations, "DEGRADATIONS", same)  # four identical sets: no order at all
+    same = dict.fromkeys(rungs, lambda images, *, generator: images.clone())
+    monkeypatch.setattr(sample_quality, "DEGRADATIONS", same)  # identical sets: no order at all
     assert passing(validate(trained, real)) == []
 
 
@@ -226,3 +236,17 @@ def test_the_classifier_stage_loads_without_sklearn_scipy_or_pandas():
             "sys.exit(sorted({'sklearn', 'scipy', 'pandas'} & set(sys.modules)) or None)")
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo, timeout=120).returncode == 0
+
+
+def test_the_second_judge_is_another_architecture_that_also_learns():
+    assert set(ARCHITECTURES) == {"cnn", "mlp"}
+    images, labels = synthetic_classes(600, seed=0)
+    torch.manual_seed(0)
+    mlp = train_classifier(images, labels, epochs=2, batch_size=32, lr=3e-3, architecture="mlp",
+                           generator=torch.Generator().manual_seed(0))
+    assert not any(isinstance(layer, torch.nn.Conv2d) for layer in mlp.modules())
+    held_out, held_out_labels = synthetic_classes(200, seed=1)
+    assert accuracy(mlp, held_out, held_out_labels) >= 0.95
+    assert classify(mlp, held_out)[1].shape == (200, FEATURES)  # the same feature size as the judge
+    with pytest.raises(ValueError, match="unknown judge architecture 'vit'"):
+        SampleClassifier(architecture="vit")

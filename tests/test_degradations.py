@@ -9,7 +9,10 @@ from scipy.ndimage import gaussian_filter
 
 from aebench.evaluation.degradations import (
     DEGRADATIONS,
+    LADDER_ORDER,
     gaussian_blur,
+    misorderings,
+    patchwork,
     salt_and_pepper,
     shuffle_pixels,
     validate_metric,
@@ -42,8 +45,13 @@ def total_variation(images: torch.Tensor) -> float:
     return float(images.diff(dim=-1).abs().sum() + images.diff(dim=-2).abs().sum())
 
 
-def test_registry_runs_from_best_to_worst():
-    assert list(DEGRADATIONS) == ["real", "blur", "salt_and_pepper", "shuffled"]
+def test_registry_holds_the_rungs_and_the_order_puts_blur_above_sharp_non_digits():
+    assert list(DEGRADATIONS) == ["real", "blur", "patchwork", "salt_and_pepper", "shuffled"]
+    assert {rung for chain in LADDER_ORDER for rung in chain} == set(DEGRADATIONS)
+    chain = next(chain for chain in LADDER_ORDER if "blur" in chain)
+    assert chain.index("blur") < chain.index("patchwork")  # the contrast the study is about
+    # Blur and salt and pepper share no chain: their order is a matter of taste, so it is not required.
+    assert not any("blur" in chain and "salt_and_pepper" in chain for chain in LADDER_ORDER)
 
 
 @pytest.mark.parametrize("value", [0.0, 0.37, 1.0])
@@ -96,6 +104,45 @@ def test_shuffling_keeps_each_images_pixel_values_and_permutes_each_image_its_ow
     assert int((positions[0] == torch.arange(PIXELS)).sum()) < 10  # a random permutation fixes ~1 position
 
 
+def test_patchwork_takes_each_quadrant_from_a_different_other_image_and_lends_each_once():
+    count = 12
+    # Image i is the constant (i + 1) / 16 in every pixel: each quadrant of the patchwork names its source.
+    images = ((torch.arange(count, dtype=torch.float64) + 1) / 16).view(count, 1, 1, 1).expand(count, 1, 28, 28)
+    assembled = patchwork(images, generator=seeded(9))
+    quadrants = [(slice(0, 14), slice(0, 14)), (slice(0, 14), slice(14, 28)),
+                 (slice(14, 28), slice(0, 14)), (slice(14, 28), slice(14, 28))]
+    sources = torch.stack([(16 * assembled[:, 0, rows, cols]).round().long() - 1 for rows, cols in quadrants], 1)
+    for rows, cols in quadrants:  # each quadrant is one source image's quadrant, copied whole
+        block = assembled[:, 0, rows, cols]
+        assert torch.equal(block, block[:, :1, :1].expand_as(block))
+    sources = sources[:, :, 0, 0]  # (N, 4): which image lent each quadrant
+    for image, lenders in enumerate(sources.tolist()):
+        assert image not in lenders and len(set(lenders)) == 4
+    for quadrant in range(4):  # every image lends each quadrant exactly once
+        assert sorted(sources[:, quadrant].tolist()) == list(range(count))
+
+
+def test_patchwork_of_real_strokes_keeps_each_positions_pixel_values_and_needs_five_images():
+    images = digit_like(20)
+    assembled = patchwork(images, generator=seeded(10))
+    assert torch.equal(assembled.sort(dim=0).values, images.sort(dim=0).values)  # per position, as a set
+    assert not torch.equal(assembled, images)
+    with pytest.raises(ValueError, match="needs more than 4 images"):
+        patchwork(images[:4], generator=seeded(10))
+
+
+def test_misorderings_name_each_pair_of_the_order_ranked_wrongly():
+    good = {"real": 5.0, "blur": 4.0, "patchwork": 2.0, "salt_and_pepper": 3.0, "shuffled": 1.0}
+    assert misorderings(good, higher_is_better=True) == []
+    # Blur below salt and pepper: not required either way.
+    assert misorderings({**good, "blur": 2.5}, higher_is_better=True) == []
+    sharp_wins = {**good, "patchwork": 4.5}  # what a sharpness detector does
+    assert misorderings(sharp_wins, higher_is_better=True) == [("blur", "patchwork"), ("salt_and_pepper", "patchwork")]
+    assert misorderings({name: -value for name, value in good.items()}, higher_is_better=False) == []
+    assert misorderings({**good, "shuffled": float("nan")}, higher_is_better=True) == [("patchwork", "shuffled")]
+    assert misorderings({**good, "blur": 5.0}, higher_is_better=True) == [("real", "blur")]  # a tie fails
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", list(DEGRADATIONS))
 def test_every_degradation_keeps_shape_dtype_range_and_input(name, dtype):
@@ -112,25 +159,23 @@ def test_every_degradation_is_deterministic_given_the_generator_seed(name):
     images = digit_like(5)
     first = DEGRADATIONS[name](images, generator=seeded(5))
     assert torch.equal(DEGRADATIONS[name](images, generator=seeded(5)), first)
-    if name in ("salt_and_pepper", "shuffled"):
+    if name in ("patchwork", "salt_and_pepper", "shuffled"):
         assert not torch.equal(DEGRADATIONS[name](images, generator=seeded(6)), first)
 
 
-def test_a_score_monotone_in_the_degradation_passes_in_either_direction():
+def test_validate_metric_scores_every_rung_and_passes_only_the_required_order():
     images = digit_like(64)
 
-    def mean_absolute_difference(samples):  # to the originals: 0 for the real images
-        return float((samples - images).abs().mean())
+    def scripted(values):  # scores handed out in the registry's order
+        remaining = iter(values)
+        return lambda samples: next(remaining)
 
-    lower = validate_metric(mean_absolute_difference, higher_is_better=False, images=images, generator=seeded(7))
+    passing = validate_metric(scripted([5, 4, 2, 3, 1]), higher_is_better=True, images=images, generator=seeded(7))
+    assert passing.passes and passing.scores == dict(zip(DEGRADATIONS, [5.0, 4.0, 2.0, 3.0, 1.0]))
+    lower = validate_metric(scripted([1, 2, 4, 3, 5]), higher_is_better=False, images=images, generator=seeded(7))
     assert lower.passes
-    assert list(lower.scores) == list(DEGRADATIONS) and lower.scores["real"] == 0.0
-    higher = validate_metric(
-        lambda samples: -mean_absolute_difference(samples), higher_is_better=True, images=images, generator=seeded(7)
-    )
-    assert higher.passes and higher.scores == {name: -value for name, value in lower.scores.items()}
-    wrong_way = validate_metric(mean_absolute_difference, higher_is_better=True, images=images, generator=seeded(7))
-    assert not wrong_way.passes
+    wrong_way = validate_metric(scripted([1, 2, 4, 3, 5]), higher_is_better=True, images=images, generator=seeded(7))
+    assert not wrong_way.passes and ("real", "blur") in wrong_way.misordered
 
 
 @pytest.mark.parametrize("higher_is_better", [True, False])

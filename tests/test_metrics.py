@@ -29,7 +29,8 @@ CONTRIBUTING = Path(__file__).resolve().parents[1] / "CONTRIBUTING.md"
 def samples(count: int = 20) -> dict:
     return {
         "count": count, "class_histogram": [count // 10] * 10, "class_entropy": 1.0, "top_class_share": 0.1,
-        "mean_confidence": 0.8, "frechet_distance": 3.5, "precision": 0.7, "recall": 0.6,
+        "mean_confidence": 0.8, "confident_share": 0.6, "frechet_distance": 3.5, "precision": 0.7, "recall": 0.6,
+        "density": 0.9, "coverage": 0.5,
     }
 
 
@@ -100,13 +101,13 @@ def test_every_metric_is_documented_with_its_unit():
     assert "[" not in METRIC_DOCS["dataset"]  # no unit, no brackets
 
 
-def test_each_sample_source_has_the_same_eight_metrics():
+def test_each_sample_source_has_the_same_eleven_metrics():
     assert list(SAMPLE_SOURCES) == ["prior", "gaussian", "gmm"]
     per_source = {
         source: {key.split(".")[2] for key in METRICS if key.startswith(f"samples.{source}.")} for source in SAMPLE_SOURCES
     }
     expected = {"count", "class_histogram", "class_entropy", "top_class_share", "mean_confidence",
-                "frechet_distance", "precision", "recall"}
+                "confident_share", "frechet_distance", "precision", "recall", "density", "coverage"}
     assert all(keys == expected for keys in per_source.values())
 
 

@@ -205,9 +205,11 @@ def write_workspace(root: Path) -> Path:
             write_model(synthetic_model(variant, size), root)
     (root / "data" / "prepared").mkdir(parents=True)
     (root / "data" / "prepared" / "mnist.json").write_text(json.dumps(data_info("mnist")))
-    passes = {"frechet_distance": True, FAILED_METRIC: False, PASSED_METRIC: True, "mean_confidence": True}
+    passes = {"frechet_distance": False, FAILED_METRIC: False, PASSED_METRIC: True, "mean_confidence": True}
+    second = {**passes, "mean_confidence": False}  # the second embedding disagrees on one metric
     (root / "metrics" / "classifiers").mkdir(parents=True)
-    (root / "metrics" / "classifiers" / "mnist.json").write_text(json.dumps(classifier_metrics("mnist", passes)))
+    (root / "metrics" / "classifiers" / "mnist.json").write_text(
+        json.dumps(classifier_metrics("mnist", passes, second_passes=second)))
     record = {"stage": "train", "model": "mnist-vae-4-s0", "seconds": SECONDS, "device": "cpu",
               "mlflow_run_id": "f" * 32, "git_commit": COMMIT, "written": "2031-01-02T03:04:05+00:00",
               "host": {"hostname": HOST, "cpu": "Test CPU", "cpu_cores": 3, "memory_gib": 7.5}}
@@ -343,10 +345,39 @@ def test_a_sample_metric_that_failed_its_validation_is_left_out_and_one_that_pas
     for source in ("N(0, I) samples:", "GMM ex-post samples:"):
         assert f"{source} {FAILED_METRIC} (%)" not in header and f"{source} {FAILED_METRIC} (%)" not in found
         assert f"{source} {PASSED_METRIC} (%)" in header and f"{source} {PASSED_METRIC} (%)" in found
-    # The validation section says why: the failed metric is listed there as not reported.
-    validation = section(markdown, "Which sample metrics can be trusted")
-    assert re.search(rf"\| MNIST \| {FAILED_METRIC} \| .* \| no: not reported \|", validation)
-    assert re.search(rf"\| MNIST \| {PASSED_METRIC} \| .* \| yes \|", validation)
+    # The ladder's table says why, and by how much: the pair it misorders, with both values.
+    validation = section(markdown, "Which sample metrics can be trusted: the validation ladder")
+    assert re.search(rf"\| MNIST \| cnn \(the judge\) \| {FAILED_METRIC} \| .* \| fails: blurred 0.200 vs "
+                     rf"patchwork 0.150 \|", validation)
+    assert re.search(rf"\| MNIST \| cnn \(the judge\) \| {PASSED_METRIC} \| .* \| passes \|", validation)
+    assert re.search(rf"\| MNIST \| mlp \(second embedding\) \| mean_confidence \| .* \| fails: ", validation)
+    assert "another for mean_confidence" in validation
+
+
+def test_the_frechet_distance_stays_in_the_table_marked_but_decides_nothing(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    header = markdown_tables(section(markdown, "Comparison table"))[0][0]
+    marked = "N(0, I) samples: Fréchet distance [mixed; fails the ladder] (squared feature units)"
+    assert marked in header
+    assert "Fréchet distance" not in section(markdown, "Findings")
+    samples = section(markdown, "Sample quality: whose samples are better")
+    assert f"N(0, I) samples: {PASSED_METRIC} (%), mean ± sd" in samples  # decided by what passed
+    assert "Fréchet distance [mixed; fails the ladder]" in samples  # shown beside, with its result
+    assert f"N(0, I) samples: {FAILED_METRIC} (%)" not in samples
+    assert f"`{FAILED_METRIC}` fails: blurred 0.200 vs patchwork 0.150" in samples
+
+
+def test_the_sample_section_shows_each_models_prior_samples_at_the_largest_size_once(built):
+    root, _, _ = built
+    markdown = (root / "reports" / "report.md").read_text()
+    samples = section(markdown, "Sample quality: whose samples are better")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", samples)
+    assert links == [f"figures/mnist/{variant}/latent-{max(SIZES)}/samples.png" for variant in VARIANTS]
+    embedded = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
+    assert all(embedded.count(link) == 1 for link in links)  # not embedded again per model: linked there
+    figures = section(markdown, "Figures per model")
+    assert all(f"[shown under Sample quality]({link})" in figures for link in links)
 
 
 def test_a_sample_metric_that_failed_its_validation_is_not_in_the_methods_list(built):

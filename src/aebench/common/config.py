@@ -117,6 +117,7 @@ class EvaluateParams:
     sample_count: int = field(metadata=_min(1))
     precision_recall_k: int = field(metadata=_min(1))
     precision_recall_images: int = field(metadata=_min(2))
+    density_coverage_k: int = field(metadata=_min(1))
     expost_components: int = field(metadata=_min(1))
 
 

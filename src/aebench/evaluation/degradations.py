@@ -1,16 +1,26 @@
-"""Controlled degradations of real images, to check that a sample-quality metric ranks them.
+"""The validation ladder: controlled copies of real images, to check that a sample-quality metric ranks them.
 
-Copies of the same held-out images, from best to worst (`DEGRADATIONS`, in order):
+Copies of the same held-out images (`DEGRADATIONS`):
 
 - "real": the images themselves;
-- "blur": a Gaussian blur with sigma = 1 pixel (strokes soften, shapes stay);
-- "salt_and_pepper": 20% of each image's pixels set to 0 or 1 (shapes stay, texture breaks);
+- "blur": a Gaussian blur with sigma = 1 pixel (strokes soften, the digit or garment stays): the VAE's
+  failure;
+- "patchwork": each image's four quadrants taken from four other images (`patchwork`): every pixel is a
+  real one at its own position, so strokes keep their sharpness, width and grey levels, but the whole
+  is no digit or garment: the EM-AE's failure, sharp scribbles, at the sharpness of real data;
+- "salt_and_pepper": 20% of each image's pixels set to 0 or 1 (the shape stays under the noise);
 - "shuffled": each image's pixels permuted (intensities stay, every shape is gone).
 
-A metric worth reporting must score them in that order (`validate_metric`);
-one that cannot tell a blurred digit from a shuffled one says nothing about samples.
-Images are float tensors (N, C, H, W) in [0, 1]; every degradation keeps shape,
-dtype and range, and draws its randomness from the `generator` it is given.
+What a person sees decides the order a metric must reproduce (`LADDER_ORDER`): a blurred digit and a
+noisy one are still digits, a patchwork and a shuffled image are not, and a patchwork still has
+strokes. So real > blur > patchwork > shuffled and real > salt_and_pepper > patchwork. Blur against
+salt and pepper is left unordered: which of two damaged digits is "more of a digit" is a matter of
+taste. The contrast that matters is blur > patchwork: a metric that rates sharp non-digits above
+blurred digits rewards sharpness, not being a digit, and would call the EM-AE's scribbles better
+samples than the VAE's soft digits.
+
+Images are float tensors (N, C, H, W) in [0, 1]; every degradation keeps shape, dtype and range, and
+draws its randomness from the `generator` it is given.
 """
 
 from __future__ import annotations
@@ -86,20 +96,68 @@ def shuffle_pixels(images: torch.Tensor, *, generator: torch.Generator) -> torch
     return flat.gather(2, permutation[:, None, :].expand(-1, channels, -1)).reshape(images.shape)
 
 
-# From best to worst; each takes (images, *, generator) and returns a degraded copy.
+PATCHWORK_SOURCES = 4  # one image per quadrant
+
+
+def patchwork(images: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    """Each image's quadrants (split at H // 2, W // 2) copied from four other images.
+
+    The images are put in a random cyclic order; image j takes its top-left quadrant from
+    the next image in that order, top-right from the one after, then bottom-left, bottom-right.
+    So the four sources of an image are four distinct images other than itself, and every
+    image lends each quadrant exactly once: the set keeps its pixel statistics per position.
+    """
+    count, _, height, width = images.shape
+    if count <= PATCHWORK_SOURCES:
+        raise ValueError(f"a patchwork of {PATCHWORK_SOURCES} other images needs more than "
+                         f"{PATCHWORK_SOURCES} images, got {count}")
+    order = torch.randperm(count, generator=generator, device=generator.device).to(images.device)  # (N,)
+    quadrants = [(top, left) for top in (slice(0, height // 2), slice(height // 2, height))
+                 for left in (slice(0, width // 2), slice(width // 2, width))]
+    assembled = torch.empty_like(images)
+    for shift, (rows, cols) in enumerate(quadrants, start=1):
+        sources = torch.empty_like(order)
+        sources[order] = order.roll(-shift)  # image order[j] takes from order[j + shift]
+        assembled[:, :, rows, cols] = images[sources][:, :, rows, cols]
+    return assembled
+
+
+# The rungs; each takes (images, *, generator) and returns a degraded copy.
 DEGRADATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "real": lambda images, *, generator: images.clone(),
     "blur": lambda images, *, generator: gaussian_blur(images),
+    "patchwork": lambda images, *, generator: patchwork(images, generator=generator),
     "salt_and_pepper": lambda images, *, generator: salt_and_pepper(images, generator=generator),
     "shuffled": lambda images, *, generator: shuffle_pixels(images, generator=generator),
 }
 
+# The order a quality metric must reproduce, as chains from best to worst (see the module docstring):
+# each chain strictly ordered; rungs in no common chain (blur, salt_and_pepper) need no order.
+LADDER_ORDER: tuple[tuple[str, ...], ...] = (
+    ("real", "blur", "patchwork", "shuffled"),
+    ("real", "salt_and_pepper", "patchwork"),
+)
+
+
+def misorderings(scores: dict[str, float], *, higher_is_better: bool) -> list[tuple[str, str]]:
+    """The pairs (better, worse) of LADDER_ORDER that `scores` (rung -> score) fail to rank strictly.
+
+    Empty when the metric passes. Strict, and a NaN fails: a tie does not tell the rungs apart.
+    """
+    sign = 1.0 if higher_is_better else -1.0
+    pairs = dict.fromkeys(pair for chain in LADDER_ORDER for pair in zip(chain, chain[1:]))
+    return [(better, worse) for better, worse in pairs if not sign * scores[better] > sign * scores[worse]]
+
 
 @dataclass(frozen=True)
 class MetricValidation:
-    scores: dict[str, float]  # degradation name -> score, from best to worst (DEGRADATIONS' order)
+    scores: dict[str, float]  # rung -> score, in DEGRADATIONS' order
     higher_is_better: bool
-    passes: bool  # the scores are strictly ordered from best to worst
+    misordered: list[tuple[str, str]]  # pairs of LADDER_ORDER ranked the wrong way (or tied)
+
+    @property
+    def passes(self) -> bool:
+        return not self.misordered
 
 
 def validate_metric(
@@ -109,11 +167,7 @@ def validate_metric(
     images: torch.Tensor,
     generator: torch.Generator,
 ) -> MetricValidation:
-    """Score each degraded copy of `images` (N, C, H, W) in [0, 1]; pass when the order is the known one."""
+    """Score each rung made from `images` (N, C, H, W) in [0, 1]; pass when they follow LADDER_ORDER."""
     scores = {name: float(score(degrade(images, generator=generator))) for name, degrade in DEGRADATIONS.items()}
-    values = list(scores.values())
-    if not higher_is_better:
-        values = [-value for value in values]
-    # Strict, and False when any score is NaN: a tie does not tell the inputs apart.
-    passes = all(better > worse for better, worse in zip(values, values[1:]))
-    return MetricValidation(scores=scores, higher_is_better=higher_is_better, passes=passes)
+    return MetricValidation(scores=scores, higher_is_better=higher_is_better,
+                            misordered=misorderings(scores, higher_is_better=higher_is_better))

@@ -76,6 +76,10 @@ def _sample_metrics(source: str, what: str) -> dict[str, Metric]:
             kind="float", doc="mean over samples of the classifier's top-class probability", unit="probability",
             minimum=0, maximum=1,
         ),
+        f"{prefix}.confident_share": Metric(
+            kind="float", doc="recognisability: share of samples the classifier labels with a top-class probability "
+            "of at least 0.9 (plainly one digit or garment)", unit="fraction", minimum=0, maximum=1,
+        ),
         f"{prefix}.frechet_distance": Metric(
             kind="float", doc="Fréchet distance between Gaussians fitted to the classifier's penultimate features of "
             "the samples and of the test images (lower = closer; mixes fidelity and coverage)",
@@ -88,6 +92,15 @@ def _sample_metrics(source: str, what: str) -> dict[str, Metric]:
         f"{prefix}.recall": Metric(
             kind="float", doc="improved recall: share of test images inside the k-NN ball of some sample (coverage)",
             unit="fraction", minimum=0, maximum=1,
+        ),
+        f"{prefix}.density": Metric(
+            kind="float", doc="density (Naeem et al. 2020): real k-NN balls (evaluate.density_coverage_k) holding a "
+            "sample, counted per sample and divided by k; about 1 for real images, not fooled by one outlier's "
+            "large ball (fidelity)", unit="balls per sample / k", minimum=0,
+        ),
+        f"{prefix}.coverage": Metric(
+            kind="float", doc="coverage (Naeem et al. 2020): share of test images whose k-NN ball holds some sample "
+            "(diversity, judged by the real balls)", unit="fraction", minimum=0, maximum=1,
         ),
     }
 

@@ -159,8 +159,8 @@ def _knn_sq_radii(features: np.ndarray, *, k: int, batch: int) -> np.ndarray:
     return radii
 
 
-def _covered(distances: np.ndarray, sq_radii: np.ndarray, *, slack: float, measure: Callable) -> np.ndarray:
-    """(B,) booleans: row i lies in at least one ball j, i.e. squared distance <= sq_radii[j] (M,).
+def _inside(distances: np.ndarray, sq_radii: np.ndarray, *, slack: float, measure: Callable) -> np.ndarray:
+    """(B, M) booleans: row i lies in ball j, i.e. squared distance <= sq_radii[j] (M,).
 
     `distances` (B, M) are expanded; pairs within `slack` of the radius are decided
     on `measure(rows, cols)`, their direct squared distances.
@@ -170,7 +170,56 @@ def _covered(distances: np.ndarray, sq_radii: np.ndarray, *, slack: float, measu
     if near.any():  # rarely: ties and near-ties
         rows, cols = np.nonzero(near)
         inside[rows, cols] = measure(rows, cols) <= sq_radii[cols]
-    return inside.any(axis=1)
+    return inside
+
+
+def _covered(distances: np.ndarray, sq_radii: np.ndarray, *, slack: float, measure: Callable) -> np.ndarray:
+    """(B,) booleans: row i lies in at least one ball j (`_inside`)."""
+    return _inside(distances, sq_radii, slack=slack, measure=measure).any(axis=1)
+
+
+@dataclass(frozen=True)
+class RealBallHits:
+    per_generated: np.ndarray  # (M,) int: how many real balls contain each generated feature
+    per_real: np.ndarray  # (N,) int: how many generated features each real ball contains
+
+
+def real_ball_hits(
+    real: np.ndarray, generated: np.ndarray, *, k: int = DEFAULT_K, batch: int = DEFAULT_BATCH,
+    real_sq_radii: np.ndarray | None = None,
+) -> RealBallHits:
+    """Which generated features (M, F) lie in which real k-NN balls (N, F), counted both ways.
+
+    The same balls and the same exact decisions as `precision_recall` (precision is the share of
+    `per_generated > 0`); density and coverage (`density_coverage`) are read from these counts.
+    """
+    real = _checked_features(real, "real")
+    generated = _checked_features(generated, "generated")
+    if real.shape[1] != generated.shape[1]:
+        raise ValueError(f"mismatched feature sizes: real {real.shape}, generated {generated.shape}")
+    _check_k(k, len(real), "real")
+    _check_batch(batch)
+    if real_sq_radii is None:
+        real_sq_radii = _knn_sq_radii(real, k=k, batch=batch)  # (N,)
+    elif np.shape(real_sq_radii) != (len(real),):
+        raise ValueError(f"real_sq_radii: need one radius per real feature ({len(real)}), got {np.shape(real_sq_radii)}")
+    mean = real.mean(axis=0)
+    real_centred, generated_centred = real - mean, generated - mean
+    real_norms, generated_norms = _squared_norms(real_centred), _squared_norms(generated_centred)
+    per_generated = np.zeros(len(generated), dtype=np.int64)
+    per_real = np.zeros(len(real), dtype=np.int64)
+    for start in range(0, len(generated), batch):
+        stop = min(start + batch, len(generated))
+        distances = _expanded_sq_distances(
+            generated_centred[start:stop], real_centred, generated_norms[start:stop], real_norms
+        )  # (B, N): generated rows, real columns
+        inside = _inside(
+            distances, real_sq_radii, slack=_slack(generated_norms[start:stop], real_norms, real.shape[1]),
+            measure=lambda rows, cols: _direct_sq_distances(generated, real, start + rows, cols),
+        )
+        per_generated[start:stop] = inside.sum(axis=1)
+        per_real += inside.sum(axis=0)
+    return RealBallHits(per_generated=per_generated, per_real=per_real)
 
 
 def precision_recall(

@@ -151,7 +151,8 @@ def evaluate_replicate(
         images = decoded_images(model, codes, device=device)
         samples[source] = judge_samples(
             classifier, images, real, precision_recall_k=settings.precision_recall_k,
-            precision_recall_images=settings.precision_recall_images, device=device,
+            precision_recall_images=settings.precision_recall_images,
+            density_coverage_k=settings.density_coverage_k, device=device,
         )
 
     metrics = {

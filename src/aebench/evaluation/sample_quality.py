@@ -7,13 +7,17 @@ the classifier's penultimate features. Reported (keys of METRIC_DOCS under
 
 - diversity of classes: the histogram of predicted classes, its normalised
   entropy and the share of the most frequent class;
-- confidence: the mean top-class probability;
+- confidence: the mean top-class probability, and recognisability: the share
+  of samples the judge labels with a top-class probability of at least
+  CONFIDENT (0.9);
 - fidelity and coverage: improved precision and recall (Kynkäänniemi et al.
-  2019) against real test images, and the Fréchet distance, which mixes both.
+  2019) and density and coverage (Naeem et al. 2020) against real test
+  images, and the Fréchet distance, which mixes both.
 
-Which of these rank controlled degradations of real images in the right order
-is checked by the classifier stage (`validate_sample_metrics`); the report
-quotes only those that do.
+Which of these rank the validation ladder (`degradations`: real, blurred,
+patchwork, salt-and-pepper, shuffled) in the required order is checked by the
+classifier stage (`validate_sample_metrics`); the report decides which samples
+are better only with those that do.
 """
 
 from __future__ import annotations
@@ -26,9 +30,17 @@ import torch
 from aebench.common.errors import ConfigError
 
 from aebench.evaluation.classifier import CLASSES, SampleClassifier, classify
+from aebench.evaluation.degradations import DEGRADATIONS, misorderings
+from aebench.evaluation.density_coverage import density_coverage
 from aebench.evaluation.frechet import feature_frechet_distance
 from aebench.evaluation.geometry import normalised_class_entropy, top_class_share
 from aebench.evaluation.precision_recall import knn_squared_radii, precision_recall
+
+
+# Recognisable: the judge names one class with at least this probability. A person calls an image a digit
+# when it is plainly one digit; the mean confidence averages such images with ambiguous ones, while this
+# share counts how many samples are plainly something (the judge's real test images: ~0.97 on MNIST).
+CONFIDENT = 0.9
 
 
 @torch.inference_mode()
@@ -65,37 +77,56 @@ def judge_samples(
     *,
     precision_recall_k: int,
     precision_recall_images: int,
+    density_coverage_k: int,
     device: torch.device | str = "cpu",
 ) -> dict[str, object]:
-    """Every sample metric of `samples` (N, 1, 28, 28) in [0, 1]: the `samples.<source>` section."""
+    """Every sample metric of `samples` (N, 1, 28, 28) in [0, 1]: the `samples.<source>` section.
+
+    Precision, recall, density and coverage compare the first `precision_recall_images`
+    samples with as many real test images."""
     probabilities, features = classify(classifier, samples, device=device)
     if probabilities.shape[-1] != CLASSES:
         raise ValueError(f"expected {CLASSES} classes, the classifier gives {probabilities.shape[-1]}")
     histogram = torch.bincount(probabilities.argmax(-1), minlength=CLASSES).tolist()
     features = features.double().numpy()
+    confidence = probabilities.max(-1).values.double()
+    compared_real, compared = real.features[:precision_recall_images], features[:precision_recall_images]
     fidelity = precision_recall(
-        real.features[:precision_recall_images], features[:precision_recall_images], k=precision_recall_k,
+        compared_real, compared, k=precision_recall_k,
         real_sq_radii=real.squared_radii(k=precision_recall_k, images=precision_recall_images),
+    )
+    naeem = density_coverage(
+        compared_real, compared, k=density_coverage_k,
+        real_sq_radii=real.squared_radii(k=density_coverage_k, images=precision_recall_images),
     )
     return {
         "count": len(samples),
         "class_histogram": histogram,
         "class_entropy": normalised_class_entropy(histogram),
         "top_class_share": top_class_share(histogram),
-        "mean_confidence": float(probabilities.max(-1).values.double().mean()),
+        "mean_confidence": float(confidence.mean()),
+        "confident_share": float((confidence >= CONFIDENT).double().mean()),
         "frechet_distance": feature_frechet_distance(features, real.features),
         "precision": fidelity.precision,
         "recall": fidelity.recall,
+        "density": naeem.density,
+        "coverage": naeem.coverage,
     }
 
 
-# The sample metrics that claim to measure quality, each with its direction (higher is better);
-# `validate_sample_metrics` checks them against controlled degradations of real images.
+# The sample metrics that claim to measure quality, each with its direction (higher is better).
+# `validate_sample_metrics` checks each against the ladder's order (degradations.LADDER_ORDER), for the
+# same reason whatever it measures: fidelity ("a person would call it a digit or a garment": precision,
+# density, confidence, recognisability), coverage (the real images reproduced by some sample: a blurred
+# copy reproduces its image, a patchwork none: recall, coverage), or both (the Fréchet distance).
 QUALITY_METRICS: dict[str, bool] = {
     "frechet_distance": False,
     "precision": True,
     "recall": True,
+    "density": True,
+    "coverage": True,
     "mean_confidence": True,
+    "confident_share": True,
 }
 
 
@@ -119,30 +150,28 @@ def validate_sample_metrics(
     *,
     precision_recall_k: int,
     precision_recall_images: int,
+    density_coverage_k: int,
     generator: torch.Generator,
     device: torch.device | str = "cpu",
 ) -> dict[str, dict[str, object]]:
-    """Score real held-out images and controlled degradations of them, whose order is known.
+    """Score real held-out images and each rung of the validation ladder made from them.
 
-    Real images must score better than the same images blurred, which must
-    score better than them with 20% salt-and-pepper noise, which must score
-    better than them with their pixels shuffled. Returns, per quality metric,
-    its value on each set (best expected first) and whether it ranks them in
-    that order (`passes`); the report quotes only the metrics that pass.
+    Returns, per quality metric, its value on each rung (`values`), the pairs of
+    the required order it ranks the wrong way or ties (`misordered`, as
+    [better, worse]) and whether there are none (`passes`); the report decides
+    which samples are better only with the metrics that pass.
     """
-    from aebench.evaluation.degradations import DEGRADATIONS
-
     judged = {
         name: judge_samples(
             classifier, degrade(held_out, generator=generator), real, precision_recall_k=precision_recall_k,
-            precision_recall_images=precision_recall_images, device=device,
+            precision_recall_images=precision_recall_images, density_coverage_k=density_coverage_k, device=device,
         )
         for name, degrade in DEGRADATIONS.items()
     }
     validation = {}
     for metric, higher_is_better in QUALITY_METRICS.items():
-        values = [float(judged[name][metric]) for name in DEGRADATIONS]
-        ordered = values if higher_is_better else [-v for v in values]
-        passes = all(better > worse for better, worse in zip(ordered, ordered[1:]))
-        validation[metric] = {"values": dict(zip(DEGRADATIONS, values)), "passes": passes}
+        values = {name: float(judged[name][metric]) for name in DEGRADATIONS}
+        wrong = misorderings(values, higher_is_better=higher_is_better)
+        validation[metric] = {"values": values, "higher_is_better": higher_is_better,
+                              "misordered": [list(pair) for pair in wrong], "passes": not wrong}
     return validation

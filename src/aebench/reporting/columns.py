@@ -38,10 +38,15 @@ def _sample_columns(source: str, label: str) -> tuple[MetricColumn, ...]:
     return (
         MetricColumn(f"{label} precision", f"{prefix}.precision", "%", 1, False, 100.0, "precision"),
         MetricColumn(f"{label} recall", f"{prefix}.recall", "%", 1, False, 100.0, "recall"),
+        MetricColumn(f"{label} density", f"{prefix}.density", "balls per sample / k", 3, False,
+                     quality_metric="density"),
+        MetricColumn(f"{label} coverage", f"{prefix}.coverage", "%", 1, False, 100.0, "coverage"),
         MetricColumn(f"{label} Fréchet distance", f"{prefix}.frechet_distance", "squared feature units", 1, True,
                      quality_metric="frechet_distance"),
         MetricColumn(f"{label} confidence", f"{prefix}.mean_confidence", "probability", 3, False,
                      quality_metric="mean_confidence"),
+        MetricColumn(f"{label} recognisable", f"{prefix}.confident_share", "%", 1, False, 100.0,
+                     quality_metric="confident_share"),
         MetricColumn(f"{label} class entropy", f"{prefix}.class_entropy", "0-1", 3, None),
         MetricColumn(f"{label} top-class share", f"{prefix}.top_class_share", "%", 1, None, 100.0),
     )

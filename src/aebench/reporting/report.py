@@ -10,7 +10,7 @@ same computation): they are in `reports/timings.md`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from aebench.common.config import Params
 from aebench.evaluation.metrics import METRIC_DOCS  # the schema module: no torch
 from aebench.reporting.claims import Claim, Setup, assess
 from aebench.reporting.columns import COLUMNS, MetricColumn
-from aebench.reporting.findings import comparison_table, findings
+from aebench.reporting.findings import column_finding, comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
 from aebench.reporting.results import ModelResults, ReportInputError
@@ -30,6 +30,12 @@ SAMPLE_METRIC_MEANING = {
     "precision": "fidelity: the share of samples that look like some real image (a sample inside the k-NN ball of "
                  "a real one); blind to missing modes",
     "recall": "coverage: the share of real images that some sample comes close to; blind to junk samples",
+    "density": "fidelity: how many real images' k-NN balls hold a sample, per sample over k (Naeem et al. 2020); "
+               "a junk sample inside one outlier's large ball counts 1/k, not 1 as in precision",
+    "coverage": "diversity: the share of real images whose own k-NN ball holds some sample (Naeem et al. 2020); "
+                "junk samples spread widely do not cover the data, as they do under recall",
+    "confident_share": "recognisability: the share of samples the judge labels with probability >= 0.9, i.e. plainly "
+                       "one digit or garment; the mean confidence averages these with the ambiguous ones",
     "frechet_distance": "one number for both: distance between Gaussians fitted to the features of samples and "
                         "real images; a set of blurry but varied samples can beat sharp but narrow ones",
     "mean_confidence": "how confidently the classifier assigns samples to some class; high for sharp but "
@@ -77,9 +83,31 @@ def passing_quality_metrics(classifier_metrics: dict[str, dict[str, Any]]) -> se
 
 
 def reported_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
-    """COLUMNS without the sample-quality metrics that failed their validation."""
+    """COLUMNS without the sample-quality metrics that failed their validation: what findings are made of."""
     passing = passing_quality_metrics(classifier_metrics)
     return [c for c in COLUMNS if c.quality_metric is None or c.quality_metric in passing]
+
+
+# Shown in the table whatever its ladder result, with the result in its header: the one number most
+# papers quote, a mix of fidelity and coverage; no finding is made from it unless it passes.
+MIXED_METRICS = ("frechet_distance",)
+
+
+def table_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
+    """`reported_columns` and the mixed measures that failed the ladder, their header saying so."""
+    passing = passing_quality_metrics(classifier_metrics)
+    return [
+        c if c.quality_metric is None or c.quality_metric in passing
+        else replace(c, name=f"{c.name} [mixed; fails the ladder]")
+        for c in COLUMNS
+        if c.quality_metric is None or c.quality_metric in passing or c.quality_metric in MIXED_METRICS
+    ]
+
+
+def _samples_figure():
+    from aebench.reporting.figures import MODEL_FIGURES
+
+    return next(figure for figure in MODEL_FIGURES if figure.name == "samples")
 
 
 def _read_png(path: Path) -> bytes:
@@ -195,7 +223,7 @@ def _yes(flag: bool) -> str:
 
 
 def table_section(inputs: ReportInputs) -> list[Block]:
-    columns = reported_columns(inputs.classifier_metrics)
+    columns = table_columns(inputs.classifier_metrics)
     header, rows = comparison_table(inputs.results, columns)
     samples = sorted({v for r in inputs.results for v in r.values("test.iw_samples")})
     return [
@@ -208,22 +236,101 @@ def table_section(inputs: ReportInputs) -> list[Block]:
     ]
 
 
+RUNG_LABELS = {"real": "real", "blur": "blurred", "patchwork": "patchwork", "salt_and_pepper": "salt and pepper",
+               "shuffled": "shuffled"}
+
+
+def ladder_verdict(check: dict[str, Any]) -> str:
+    """'passes', or 'fails: ' and each misordered pair with both values (how far off it is)."""
+    if check["passes"]:
+        return "passes"
+    values = check["values"]
+    pairs = [f"{RUNG_LABELS.get(b, b)} {values[b]:,.3f} vs {RUNG_LABELS.get(w, w)} {values[w]:,.3f}"
+             for b, w in check.get("misordered", [])]
+    return "fails: " + ("; ".join(pairs) or "not in the required order")
+
+
+def _judges(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(judge label, its record) for the judge and, when recorded, the second judge."""
+    judges = [(f"{metrics.get('architecture', 'cnn')} (the judge)", metrics)]
+    if "second_judge" in metrics:
+        judges.append((f"{metrics['second_judge']['architecture']} (second embedding)", metrics["second_judge"]))
+    return judges
+
+
 def validation_section(inputs: ReportInputs) -> list[Block]:
-    rows = []
+    rows, rungs, agreement = [], None, []
     for dataset, metrics in inputs.classifier_metrics.items():
-        for name, check in metrics["sample_metric_validation"].items():
-            values = ", ".join(f"{k} {v:,.3f}" for k, v in check["values"].items())
-            rows.append([dataset_label(dataset), name, values, "yes" if check["passes"] else "no: not reported"])
+        judges = _judges(metrics)
+        for judge, record in judges:
+            for name, check in record["sample_metric_validation"].items():
+                rungs = rungs or list(check["values"])
+                rows.append([dataset_label(dataset), judge, name,
+                             *(f"{check['values'][rung]:,.3f}" for rung in rungs), ladder_verdict(check)])
+        if len(judges) == 2:
+            first, second = (record["sample_metric_validation"] for _, record in judges)
+            same = [name for name in first if name in second and first[name]["passes"] == second[name]["passes"]]
+            differ = [name for name in first if name in second and name not in same]
+            agreement.append(f"{dataset_label(dataset)}: the {judges[1][0]} gives the same verdict for "
+                             f"{', '.join(same) or 'no metric'}; another for {', '.join(differ) or 'no metric'}")
+    passing = sorted(passing_quality_metrics(inputs.classifier_metrics))
     return [
-        Heading("Which sample metrics can be trusted", 2),
-        Paragraph("Each sample-quality metric scored real validation images against the test images, then the "
-                  "same images blurred (Gaussian, σ = 1 pixel), with 20% salt-and-pepper noise, and with their "
-                  "pixels shuffled: an order that is known. A metric that does not rank them in that order is "
-                  "left out of the table, the figures and the findings."),
-        Table(header=["dataset", "metric", "real, blurred, salt and pepper, shuffled", "ranks them correctly"],
-              rows=rows, label_columns=4),
-        Bullets([f"`{name}`: {meaning}" for name, meaning in SAMPLE_METRIC_MEANING.items()]),
+        Heading("Which sample metrics can be trusted: the validation ladder", 2),
+        Paragraph("Each sample-quality metric scored real validation images against the test images, then the same "
+                  "images blurred (Gaussian, σ = 1 pixel: soft but recognisable, the VAE's failure), as patchworks "
+                  "(each image's four quadrants taken from four other images: sharp real strokes that make no digit "
+                  "or garment, the EM-AE's failure), with 20% salt-and-pepper noise and with their pixels shuffled. "
+                  "A metric must rank real > blurred > patchwork > shuffled and real > salt and pepper > patchwork, "
+                  "for one reason: a person calls a blurred or noisy digit a digit and a patchwork not, so a metric "
+                  "that puts sharp non-digits above blurred digits rewards sharpness, not digits (for coverage: a "
+                  "blurred copy reproduces its real image, a patchwork none). Blurred against noisy is a matter of "
+                  "taste and is not required. Only the metrics that pass on every dataset, in the judge's features, "
+                  f"decide which samples are better: {', '.join(passing) or 'none'}. The ladder is run again in a "
+                  "second judge of another architecture, to tell a metric's failure from its feature space's."),
+        Table(header=["dataset", "judge", "metric", *(RUNG_LABELS.get(rung, rung) for rung in rungs or []),
+                      "ladder"], rows=rows, label_columns=3),
+        Bullets(agreement + [f"`{name}`: {meaning}" for name, meaning in SAMPLE_METRIC_MEANING.items()]),
     ]
+
+
+def sample_groups(results: list[ModelResults]) -> dict[str, list[ModelResults]]:
+    """Per dataset, its models at the largest latent size: whose samples the sample section compares."""
+    groups = {}
+    for dataset in dict.fromkeys(r.key.dataset for r in results):
+        size = max(r.key.latent_dim for r in results if r.key.dataset == dataset)
+        groups[dataset] = [r for r in results if r.key.dataset == dataset and r.key.latent_dim == size]
+    return groups
+
+
+def samples_section(inputs: ReportInputs) -> list[Block]:
+    """Which model's N(0, I) samples are better, at the largest latent size: decided only by the metrics
+    that passed the ladder, the mixed Fréchet distance beside them with its result, and the sample grids."""
+    from aebench.reporting.figures import figure_path
+
+    samples_figure = _samples_figure()
+    passing = passing_quality_metrics(inputs.classifier_metrics)
+    prior = [c for c in table_columns(inputs.classifier_metrics)
+             if c.quality_metric is not None and c.key.startswith("samples.prior.")]
+    failing = [(dataset, name, check) for dataset, metrics in inputs.classifier_metrics.items()
+               for name, check in metrics["sample_metric_validation"].items() if not check["passes"]]
+    blocks: list[Block] = [
+        Heading("Sample quality: whose samples are better", 2),
+        Paragraph("Samples decoded from N(0, I), at the largest latent size. Decided only by the metrics that passed "
+                  "the ladder on every dataset; the Fréchet distance is shown as a mixed measure with its ladder "
+                  "result. The grids are the evidence the numbers must agree with."
+                  + ("" if passing else " No metric passed the ladder: no sample finding is stated.")),
+        Bullets([f"Not used ({dataset_label(dataset)}): `{name}` {ladder_verdict(check)}"
+                 for dataset, name, check in failing]),
+    ]
+    for dataset, group in sample_groups(inputs.results).items():
+        sentences = [text for column in prior if (text := column_finding(group, column)) is not None]
+        blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences)]
+        for results in group:
+            if samples_figure.applies(results.key):
+                path = figure_path(inputs.figures_dir, results.key, samples_figure)
+                blocks.append(Figure(path=path, png=_read_png(path), alt=f"samples, {model_label(results)}",
+                                     caption=f"{model_label(results)}: {samples_figure.caption(results, inputs.params)}"))
+    return blocks
 
 
 def comparison_figures_section(inputs: ReportInputs) -> list[Block]:
@@ -241,6 +348,7 @@ def comparison_figures_section(inputs: ReportInputs) -> list[Block]:
 def model_figures_section(inputs: ReportInputs) -> list[Block]:
     from aebench.reporting.figures import figure_path, figures_for
 
+    shown = {(id(r), _samples_figure().name) for group in sample_groups(inputs.results).values() for r in group}
     blocks: list[Block] = [Heading("Figures per model", 2)]
     dataset = None
     for results in inputs.results:
@@ -250,6 +358,9 @@ def model_figures_section(inputs: ReportInputs) -> list[Block]:
         blocks.append(Heading(model_label(results), 4))
         for figure in figures_for(results.key):
             path = figure_path(inputs.figures_dir, results.key, figure)
+            if (id(results), figure.name) in shown:  # embedded once, under "Sample quality"
+                blocks.append(Paragraph(f"{figure.title}: {figure_link('shown under Sample quality', path)}."))
+                continue
             caption = f"{figure.title}. {figure.caption(results, inputs.params)}"
             blocks.append(Figure(path=path, png=_read_png(path), caption=caption,
                                  alt=f"{figure.title}, {model_label(results)}"))
@@ -257,7 +368,7 @@ def model_figures_section(inputs: ReportInputs) -> list[Block]:
 
 
 def methods_section(inputs: ReportInputs) -> list[Block]:
-    columns = reported_columns(inputs.classifier_metrics)
+    columns = table_columns(inputs.classifier_metrics)
     rows = [[column.header, f"`{column.key}`", METRIC_DOCS.get(column.key, "")] for column in columns]
     listed = {column.key for column in columns}
     # A sample-quality metric that failed its validation is not described either (of any sample source).
@@ -326,6 +437,7 @@ SECTIONS = (
     ledger_section,
     findings_section,
     table_section,
+    samples_section,
     validation_section,
     comparison_figures_section,
     model_figures_section,

@@ -1,0 +1,98 @@
+"""The committed study can be read from a fresh clone with nothing run: DVC's views and the report.
+
+The study's results (metrics, histories, the report's Markdown and the figures it links) are declared
+`cache: false` in dvc.yaml and committed to Git. These tests clone the repository's committed state
+and look at it as a newcomer would, before any `make study`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from study import dvc
+
+from aebench.common.config import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+# What is committed per study version: the issue's aim, and what the README states.
+COMMITTED_RESULTS = ("metrics", "history", "reports/report.md", "reports/figures", "reports/compare")
+SIZE_LIMIT_BYTES = 5_000_000
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("fresh") / "aebench"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(folder)], check=True, timeout=300)
+    return folder
+
+
+def model_metrics_files(root: Path) -> set[str]:
+    params = load_params(root / "params.yaml")
+    return {
+        f"metrics/{dataset}/{variant}/latent-{dim}/seed-{seed}.json"
+        for dataset in params.datasets for variant in params.variants
+        for dim in params.latent_dims for seed in params.seeds
+    } | {f"metrics/classifiers/{dataset}.json" for dataset in params.datasets}
+
+
+def leaf_paths(tree: dict, prefix: str = "") -> dict[str, object]:
+    """{"test.nll_iw": 101.2, ...} of a nested metrics dict."""
+    leaves = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            leaves.update(leaf_paths(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def test_dvc_metrics_show_prints_every_models_numbers(clone):
+    shown = json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout)
+    files = {path: entry.get("data", {}) for revision in shown.values() for path, entry in revision["data"].items()}
+    missing = model_metrics_files(clone) - set(files)
+    assert not missing, f"dvc metrics show lacks {sorted(missing)[:5]}"
+    for path in model_metrics_files(clone) - {p for p in files if "classifiers" in p}:
+        numbers = leaf_paths(files[path])
+        assert isinstance(numbers.get("test.recon_bce"), float), f"{path}: no test.recon_bce in {sorted(numbers)[:8]}"
+        assert isinstance(numbers.get("convergence.converged"), bool), f"{path}: no convergence test"
+
+
+def test_dvc_exp_show_has_the_metrics_as_columns(clone):
+    table = json.loads(dvc("exp", "show", "--json", "--no-pager", cwd=clone).stdout)
+    workspace = table[0]
+    metrics = workspace["data"]["metrics"]
+    assert set(metrics) >= model_metrics_files(clone)
+    assert "test" in metrics["metrics/mnist/vae/latent-30/seed-0.json"]["data"]
+
+
+def test_the_report_is_there_and_every_figure_it_links_is_committed(clone):
+    report = clone / "reports" / "report.md"
+    text = report.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text)
+    assert len(links) >= 10, "the report links its figures"
+    absent = [link for link in links if not (report.parent / link).is_file()]
+    assert not absent, f"reports/report.md links files a clone lacks: {absent[:5]}"
+
+
+def test_the_committed_results_are_small_enough_to_keep_in_git(clone):
+    size = sum(path.stat().st_size for name in COMMITTED_RESULTS for path in (clone / name).rglob("*") if path.is_file())
+    size += (clone / "reports" / "report.md").stat().st_size
+    assert size < SIZE_LIMIT_BYTES, f"{size / 1e6:.1f} MB of committed results"
+
+
+def test_the_clone_is_the_committed_study_and_nothing_is_stale(clone):
+    """`dvc status` of the committed results: what is in Git is what dvc.lock says the pipeline wrote."""
+    status = json.loads(dvc("status", "--json", "dvc.yaml", cwd=clone).stdout)
+    changed_outputs = {
+        stage: [entry for entry in entries if isinstance(entry, dict) and "changed outs" in entry]
+        for stage, entries in status.items()
+    }
+    # Outputs in DVC's cache (checkpoints, latents) are absent from a fresh clone; the committed ones must match.
+    for stage, entries in changed_outputs.items():
+        for entry in entries:
+            modified = {path: why for path, why in entry["changed outs"].items() if why != "deleted"}
+            assert not modified, f"{stage}: committed outputs differ from dvc.lock: {modified}"
