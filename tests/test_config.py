@@ -170,7 +170,7 @@ def test_file_errors_name_the_file(tmp_path):
 
 
 def test_a_bad_value_in_a_file_names_the_file_and_the_key(tmp_path):
-    path = params_file_with(tmp_path, "  epochs: 6 ", "  epochs: -1 ")
+    path = params_file_with(tmp_path, "  epochs: 30\n", "  epochs: -1\n")
     with pytest.raises(ConfigError) as caught:
         load_params(path)
     assert str(caught.value) == f"{path}: train.epochs: must be >= 1, got -1"
