@@ -21,7 +21,7 @@ from aebench.common.config import load_params, read_yaml
 from aebench.common.files import atomic_path, check_writable
 from aebench.reporting.claims import Setup, architecture_decides, assess, claims
 from aebench.reporting.findings import comparison_table, findings
-from aebench.reporting.labels import dataset_label, variant_label
+from aebench.reporting.labels import model_label
 from aebench.reporting.render import (
     Block,
     Bullets,
@@ -113,7 +113,7 @@ def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dic
 
 def convergence_line(setup: Setup) -> str:
     """Whether every model of a profile passed its convergence test, and which did not."""
-    failed = [f"{variant_label(m.key.variant)}-{m.key.latent_dim} seed {seed}" for m in setup.results
+    failed = [f"{model_label(m.key)} seed {seed}" for m in setup.results
               for seed in m.unconverged_seeds]
     total = sum(len(m.replicates) for m in setup.results)
     if not failed:
@@ -140,8 +140,7 @@ def profile_blocks(name: str, params_file: Path, setup: Setup, columns, figures_
     for section in findings(setup.results, columns):
         blocks += [Heading(section.title, 3), Bullets(section.sentences)]
     for results in setup.results:
-        blocks.append(Heading(f"{variant_label(results.key.variant)}-{results.key.latent_dim} on "
-                              f"{dataset_label(results.key.dataset)}", 4))
+        blocks.append(Heading(model_label(results.key, on_dataset=True), 4))
         for figure in figures_for(results.key):
             path = figure_path(figures_root, results.key, figure)
             blocks.append(Figure(path=path, png=path.read_bytes(), caption=f"{figure.title}. "

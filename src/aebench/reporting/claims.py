@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aebench.evaluation.activity import activity_split
-from aebench.reporting.labels import class_names, variant_label
+from aebench.reporting.labels import class_names, model_label
 from aebench.reporting.results import ModelResults
 from aebench.reporting.statistics import paired_difference, seeds_needed, summarize
 
@@ -207,7 +207,7 @@ def _spread(values: Sequence[float], digits: int = 3, scale: float = 1.0) -> str
 
 
 def _label(results: ModelResults) -> str:
-    return f"{variant_label(results.key.variant)}-{results.key.latent_dim}"
+    return model_label(results.key)
 
 
 def _missing(*models: ModelResults | None) -> bool:

@@ -127,11 +127,6 @@ def _dataset(results: list[ModelResults]) -> str:
     return results[0].key.dataset
 
 
-def _vector(replicate: ReplicateResult, key: str) -> np.ndarray:
-    """A per-dimension metric (`latent.activity`) as float64 (D,)."""
-    return np.asarray(replicate.value(key), dtype=np.float64)
-
-
 def _known(values: list) -> list[float]:
     return [float(v) for v in values if v is not None]
 
@@ -261,13 +256,13 @@ def _profile_figure(results: list[ModelResults], context: CompareContext, *, kin
                     threshold: float, ylabel: str, title: str) -> Figure:
     """Sorted per-dimension values (`key`) of every model and seed on a log axis, one panel per latent size."""
     colors = _variant_colors(results)
-    every = np.concatenate([_vector(r, key) for m in results for r in m.replicates])
+    every = np.concatenate([r.vector(key) for m in results for r in m.replicates])
     floor = log_floor(every, threshold)
     fig, axes = _panels(kind, len(_sizes(results)), sharey=True)
     for ax, size in zip(axes, _sizes(results), strict=True):
         for model in _of_size(results, size):
             for replicate in model.replicates:
-                profile = np.sort(_vector(replicate, key))[::-1]  # (D,) largest first
+                profile = np.sort(replicate.vector(key))[::-1]  # (D,) largest first
                 ax.plot(np.arange(1, size + 1), np.maximum(profile, floor), color=colors[model.key.variant],
                         marker="o", markersize=3, linewidth=1, alpha=0.8, gid=replicate.replicate.name)
         ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1)
@@ -316,7 +311,7 @@ def active_units_curve_figure(results: list[ModelResults], context: CompareConte
             # Earlier variants drawn wider, so a curve that coincides with a later one still shows around it.
             width = 1.0 + 0.8 * (len(variants) - 1 - variants.index(model.key.variant))
             for replicate in model.replicates:
-                counts = active_units_curve(_vector(replicate, "latent.activity"), thresholds)
+                counts = active_units_curve(replicate.vector("latent.activity"), thresholds)
                 ax.plot(thresholds, counts, color=colors[model.key.variant], linewidth=width, marker="o",
                         markersize=2.5, alpha=0.75, gid=replicate.replicate.name)
         ax.axvline(context.au_threshold, color="0.3", linestyle="--", linewidth=1)
@@ -437,7 +432,7 @@ def emae_mu_lines_figure(results: list[ModelResults], context: CompareContext) -
         _no_model_panel(axes[0], "no stochastic variant")
     for ax, model in zip(axes, models, strict=False):
         mu = model.first.latent.mu[: context.activity_images]  # (N, D)
-        active = _vector(model.first, "latent.activity") > context.au_threshold
+        active = model.first.vector("latent.activity") > context.au_threshold
         palette = iter(sns.color_palette("husl", int(active.sum())))
         # Inactive dimensions first, so the active ones are drawn over them.
         for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
@@ -462,7 +457,7 @@ def emae_mu_lines_caption(results: list[ModelResults], context: CompareContext) 
         return f"No stochastic variant on {dataset_label(_dataset(results))}: nothing to draw."
     parts = []
     for model in models:
-        activity = _vector(model.first, "latent.activity")
+        activity = model.first.vector("latent.activity")
         parts.append(f"{context.model_name(model)} {int((activity > context.au_threshold).sum())} of "
                      f"{len(activity)} active, A_u {activity.min():.2g} to {activity.max():.2g}")
     images = min(context.activity_images, len(models[0].first.latent.mu))

@@ -39,7 +39,7 @@ from aebench.common.config import Params
 from aebench.common.errors import AebenchError
 from aebench.common.layout import ModelKey, Replicate
 from aebench.evaluation.metrics import SAMPLE_SOURCES
-from aebench.reporting.labels import class_names, dataset_label, variant_label
+from aebench.reporting.labels import class_names, model_label, variant_label
 from aebench.reporting.plotting import (
     INACTIVE_COLOR,
     PALETTE,
@@ -115,7 +115,7 @@ class ModelFigure:
 
 def model_title(key: ModelKey) -> str:
     """`VAE-30 on MNIST`: how figure titles name a model."""
-    return f"{variant_label(key.variant)}-{key.latent_dim} on {dataset_label(key.dataset)}"
+    return model_label(key, on_dataset=True)
 
 
 def _heading(inputs: FigureInputs, what: str) -> str:
@@ -154,10 +154,6 @@ def _test_view(params: Params) -> str:
 
 def _threshold(replicate: ReplicateResult, key: str) -> float:
     return float(replicate.value(key))
-
-
-def _vector(replicate: ReplicateResult, key: str) -> np.ndarray:
-    return np.asarray(replicate.value(key), dtype=np.float64)
 
 
 def _chart(name: str) -> Figure:
@@ -343,7 +339,7 @@ def _activity_batch(results: ModelResults, params: Params) -> np.ndarray:
 
 def _active(replicate: ReplicateResult) -> np.ndarray:
     """(D,) bool: A_u > au_threshold, as the metrics count active units."""
-    return _vector(replicate, "latent.activity") > _threshold(replicate, "latent.au_threshold")
+    return replicate.vector("latent.activity") > _threshold(replicate, "latent.au_threshold")
 
 
 def _counts(results: ModelResults) -> str:
@@ -413,7 +409,7 @@ def _bars(ax, values: np.ndarray, threshold: float, used: np.ndarray, color) -> 
 
 def draw_activity_bars(inputs: FigureInputs) -> Figure:
     first = inputs.results.first
-    activity, shares = _vector(first, "latent.activity"), _vector(first, "latent.usage_share")
+    activity, shares = first.vector("latent.activity"), first.vector("latent.usage_share")
     au, ut = _threshold(first, "latent.au_threshold"), _threshold(first, "latent.usage_threshold")
     palette = sns.color_palette(PALETTE)
     fig = _chart("activity_bars")

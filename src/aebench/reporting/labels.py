@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aebench.common.layout import ModelKey
+
 DATASET_LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 # The study's own variants read better in capitals; any other variant keeps its params name.
 VARIANT_LABELS = {"ae": "AE", "vae": "VAE", "emae": "EM-AE"}
@@ -20,6 +25,12 @@ def dataset_label(dataset: str) -> str:
 
 def variant_label(variant: str) -> str:
     return VARIANT_LABELS.get(variant, variant)
+
+
+def model_label(key: ModelKey, *, on_dataset: bool = False) -> str:
+    """`VAE-30`, or `VAE-30 on MNIST`: how every table, figure and claim names a model."""
+    label = f"{variant_label(key.variant)}-{key.latent_dim}"
+    return f"{label} on {dataset_label(key.dataset)}" if on_dataset else label
 
 
 def class_names(dataset: str) -> list[str]:

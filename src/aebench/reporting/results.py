@@ -45,6 +45,10 @@ class ReplicateResult:
         """A metric by its dotted key (`test.nll_iw`); None when the model defines none."""
         return lookup(self.metrics, dotted)
 
+    def vector(self, dotted: str) -> np.ndarray:
+        """A per-dimension metric (`latent.activity`, `latent.usage`) as float64 (D,)."""
+        return np.asarray(self.value(dotted), dtype=np.float64)
+
     @property
     def seed(self) -> int:
         return self.replicate.seed
