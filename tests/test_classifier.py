@@ -19,6 +19,7 @@ from aebench.evaluation.classifier import (
     accuracy,
     classify,
     load_classifier,
+    load_second_judge,
     save_classifier,
     train_classifier,
 )
@@ -85,6 +86,27 @@ def test_round_trips_through_its_file(trained, tmp_path):
     assert config == {"dataset": "mnist"} and not loaded.training
     torch.testing.assert_close(classify(loaded, images)[0], classify(trained, images)[0])
     assert [p.name for p in tmp_path.iterdir()] == ["clf.pt"]
+
+
+def test_the_second_judge_saved_beside_the_judge_gives_the_same_features(trained, tmp_path):
+    torch.manual_seed(1)
+    second = SampleClassifier(architecture="mlp").eval()
+    path = tmp_path / "clf.pt"
+    save_classifier(path, trained, config={"dataset": "mnist"}, test_accuracy=0.99, second=second)
+    loaded = load_second_judge(path)
+    images, _ = synthetic_classes(20, seed=3)
+    assert loaded.architecture == "mlp" and not loaded.training
+    for before, after in zip(classify(second, images), classify(loaded, images)):
+        torch.testing.assert_close(after, before)
+    torch.testing.assert_close(classify(load_classifier(path)[0], images)[1], classify(trained, images)[1])
+
+
+def test_a_file_without_a_second_judge_is_refused_by_name(trained, tmp_path):
+    path = tmp_path / "clf.pt"
+    save_classifier(path, trained, config={"dataset": "mnist"}, test_accuracy=0.99)
+    with pytest.raises(CheckpointError, match="holds no second judge") as err:
+        load_second_judge(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
 
 
 def test_saving_the_same_classifier_twice_gives_identical_bytes(trained, tmp_path):

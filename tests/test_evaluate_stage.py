@@ -52,7 +52,7 @@ def build_workspace(root: Path) -> Path:
     write_prepared_file(root / "data" / "prepared" / "mnist.npz", SIZES)
     torch.manual_seed(0)
     save_classifier(root / "models" / "classifiers" / "mnist.pt", SampleClassifier().eval(),
-                    config={"dataset": "mnist"}, test_accuracy=0.1)
+                    config={"dataset": "mnist"}, test_accuracy=0.1, second=SampleClassifier(architecture="mlp").eval())
     params, found = replicates()
     for (variant, latent_dim), replicate in found.items():
         model = make_model(model_config(params, replicate))
@@ -403,8 +403,9 @@ def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agr
 
     def evaluate(device: str) -> dict:
         real = reference(classifier.to(device), data.split("test")[0], device=device)
+        second = (classifier, real)  # the same judge twice: what is compared here is the device
         return evaluate_replicate(model.to(device), data, classifier.to(device), real, params.evaluate, params.figures,
-                                  convergence=convergence, device=device, log=lambda line: None).metrics
+                                  second_judge=second, convergence=convergence, device=device, log=lambda line: None).metrics
 
     first, again = evaluate("cuda"), evaluate("cuda")
     assert first == again
