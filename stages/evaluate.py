@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> None:
         if not classifier.is_file():
             raise CheckpointError(f"{classifier}: classifier not found (run `dvc repro classifier@{dataset}`)")
         judged = load_classifier(classifier)[1].get("dataset")
-        load_second_judge(classifier)  # a file from before the second judge was saved: refused before any work
         if judged != dataset:
             raise CheckpointError(f"{classifier}: a classifier of {judged!r}, but it would judge {dataset!r} samples")
+        load_second_judge(classifier)  # a file from before the second judge was saved: refused before any work
     for dataset in {key.dataset for key in keys}:
         check_settings_fit_data(params.evaluate, load_prepared(args.prepared / f"{dataset}.npz"))
     convergence = {r: model_convergence(r.path(args.history, ".csv"), params) for r in replicates}

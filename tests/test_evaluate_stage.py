@@ -160,6 +160,10 @@ def test_every_model_gets_metrics_that_pass_the_schema_and_its_latent_arrays(eva
         assert metrics["stochastic"] is (variant == "vae")
         assert metrics["test"]["images"] == SIZES["test"] and metrics["test"]["iw_samples"] == 8
         assert all(metrics["samples"][source]["count"] == 60 for source in ("prior", "gaussian", "gmm"))
+        # The MLP judge saved beside the CNN judges the same samples in its own features: other numbers.
+        for source in ("prior", "gaussian", "gmm"):
+            first, second = metrics["samples"][source], metrics["samples_mlp_judge"][source]
+            assert second["count"] == first["count"] and second["frechet_distance"] != first["frechet_distance"]
         assert (metrics["manifold"]["roughness"] is None) is (latent_dim != 2)
         convergence = metrics["convergence"]  # read from the history beside the checkpoint
         assert convergence["converged"] is ((variant, latent_dim) == ("vae", 2))
@@ -336,6 +340,15 @@ def test_a_missing_classifier_is_refused(tmp_path, stage, capsys):
     classifier.unlink()
     line = refused(stage, stage_args(root, "--variant", "ae"), capsys)
     assert line == f"error: {classifier}: classifier not found (run `dvc repro classifier@mnist`)"
+    assert_nothing_written(root)
+
+
+def test_a_classifier_file_without_the_second_judge_is_refused_before_any_output(tmp_path, stage, capsys):
+    root = build_workspace(tmp_path)
+    classifier = root / "models" / "classifiers" / "mnist.pt"
+    save_classifier(classifier, SampleClassifier().eval(), config={"dataset": "mnist"}, test_accuracy=0.1)
+    line = refused(stage, stage_args(root, "--variant", "ae"), capsys)
+    assert line == f"error: {classifier}: holds no second judge (rerun `dvc repro classifier`)"
     assert_nothing_written(root)
 
 

@@ -82,6 +82,8 @@ def train_and_evaluate(root: Path, params, data, classifier, real, replicate) ->
     evaluation = evaluate_replicate(model.eval(), data, classifier, real, params.evaluate, params.figures,
                                     second_judge=(classifier, real),
                                     convergence=history_convergence(paths.history, params), log=lambda line: None)
+    # One judge given twice judges the same images twice: the two sections agree (the runner's wiring).
+    assert evaluation.metrics["samples_mlp_judge"] == evaluation.metrics["samples"]
     write_npz(replicate.path(root / "latent", ".npz"), **evaluation.latent)
     write_json(replicate.path(root / "metrics", ".json"), evaluation.metrics)
 
