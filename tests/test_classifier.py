@@ -272,3 +272,28 @@ def test_the_second_judge_is_another_architecture_that_also_learns():
     assert classify(mlp, held_out)[1].shape == (200, FEATURES)  # the same feature size as the judge
     with pytest.raises(ValueError, match="unknown judge architecture 'vit'"):
         SampleClassifier(architecture="vit")
+
+
+def test_the_stage_saves_the_second_judge_it_ran_the_ladder_in(tmp_path, load_stage, monkeypatch):
+    import json
+    import signal
+
+    from helpers import tiny_raw, write_params, write_prepared_file
+
+    from aebench.data.prepared import load_prepared
+    from aebench.evaluation.classifier import accuracy
+
+    stage = load_stage("classifier")
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # run_stage must not rewire pytest's SIGTERM
+    write_params(tmp_path / "params.yaml", tiny_raw())
+    data = write_prepared_file(tmp_path / "mnist.npz", {"train": 120, "val": 60, "test": 60})
+    out, metrics = tmp_path / "out" / "mnist.pt", tmp_path / "out" / "mnist.json"
+    stage.run_stage(lambda: stage.main(["--dataset", "mnist", "--data", str(data), "--out", str(out), "--metrics",
+                                        str(metrics), "--runinfo", str(tmp_path / "runinfo"),
+                                        "--params", str(tmp_path / "params.yaml")]))
+    record = json.loads(metrics.read_text())["second_judge"]
+    second = load_second_judge(out)
+    images, labels = load_prepared(data).split("test")
+    assert second.architecture == record["architecture"] == "mlp"
+    assert accuracy(second, images, labels) == record["test_accuracy"]  # the judge whose ladder is recorded
+    assert load_classifier(out)[0].architecture == "cnn"
