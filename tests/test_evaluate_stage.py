@@ -418,7 +418,8 @@ def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agr
         real = reference(classifier.to(device), data.split("test")[0], device=device)
         second = (classifier, real)  # the same judge twice: what is compared here is the device
         return evaluate_replicate(model.to(device), data, classifier.to(device), real, params.evaluate, params.figures,
-                                  second_judge=second, convergence=convergence, device=device, log=lambda line: None).metrics
+                                  second_judge=second, convergence=convergence, device=device,
+                                  log=lambda line: None).metrics
 
     first, again = evaluate("cuda"), evaluate("cuda")
     assert first == again
