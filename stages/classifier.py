@@ -5,9 +5,10 @@ sample-quality metric on the validation ladder (real validation images, the
 same blurred, patchworks of their quadrants, with salt-and-pepper noise, with
 shuffled pixels: `aebench.evaluation.degradations`) and records which ones rank
 it in the required order; the report decides sample quality only with those.
-A second judge of another architecture (SECOND_JUDGE, not saved) is trained
-the same way and the ladder is run in its features too, to tell whether a
-metric's verdict belongs to the metric or to the feature space. Writes the
+A second judge of another architecture (SECOND_JUDGE) is trained the same way
+and the ladder is run in its features too, to tell whether a metric's verdict
+belongs to the metric or to the feature space; it is saved beside the judge,
+in the same file, and the evaluate stage judges samples in both. Writes the
 weights and `metrics/classifiers/<dataset>.json`.
 """
 
@@ -103,11 +104,11 @@ def main(argv: list[str] | None = None) -> None:
 
     model, judge = judged(JUDGE, "classifier")
     judge_seconds = time.perf_counter() - started
-    _, second = judged(SECOND_JUDGE, "second-judge")
+    second_model, second = judged(SECOND_JUDGE, "second-judge")
     second_seconds = time.perf_counter() - started - judge_seconds
     test_accuracy = judge["test_accuracy"]
     config = {"dataset": spec.name, "seed": settings.seed, "classifier": params.to_dict()["classifier"]}
-    save_classifier(args.out, model.cpu(), config=config, test_accuracy=test_accuracy)
+    save_classifier(args.out, model.cpu(), config=config, test_accuracy=test_accuracy, second=second_model.cpu())
     write_json(args.metrics, {
         "dataset": spec.name,
         **judge,

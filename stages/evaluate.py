@@ -31,7 +31,7 @@ from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
-from aebench.evaluation.classifier import load_classifier
+from aebench.evaluation.classifier import load_classifier, load_second_judge
 from aebench.evaluation.convergence import Convergence, history_convergence
 from aebench.evaluation.tracking import log_evaluation, training_run_id
 from aebench.data.prepared import load_prepared
@@ -82,7 +82,7 @@ def evaluate_job(job: EvaluateJob) -> EvaluateResult:
     """One replicate, start to finish (runs in a worker process): writes its latent arrays and metrics."""
     from aebench.common.files import write_json, write_npz
     from aebench.data.prepared import load_prepared
-    from aebench.evaluation.classifier import load_classifier
+    from aebench.evaluation.classifier import load_classifier, load_second_judge
     from aebench.evaluation.runner import evaluate_replicate
     from aebench.evaluation.sample_quality import reference
     from aebench.models.checkpoint import load_model
@@ -92,13 +92,16 @@ def evaluate_job(job: EvaluateJob) -> EvaluateResult:
     classifier, _ = load_classifier(job.classifier)
     classifier = classifier.to(job.device)
     data = load_prepared(job.data)
-    real = reference(classifier, data.split("test")[0], device=job.device)
+    second = load_second_judge(job.classifier).to(job.device)
+    test_images = data.split("test")[0]
+    real = reference(classifier, test_images, device=job.device)
+    second_judge = (second, reference(second, test_images, device=job.device))
 
     def log(line: str) -> None:
         print(f"evaluate {job.replicate.name}: {line}", file=sys.stderr, flush=True)
 
     evaluation = evaluate_replicate(model, data, classifier, real, job.settings, job.figures,
-                                    convergence=job.convergence, device=job.device, log=log)
+                                    second_judge=second_judge, convergence=job.convergence, device=job.device, log=log)
     write_npz(job.latent, **evaluation.latent)
     write_json(job.metrics, evaluation.metrics)  # last: its presence means the evaluation finished
     return EvaluateResult(metrics=evaluation.metrics, seconds=time.perf_counter() - started)
@@ -137,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         judged = load_classifier(classifier)[1].get("dataset")
         if judged != dataset:
             raise CheckpointError(f"{classifier}: a classifier of {judged!r}, but it would judge {dataset!r} samples")
+        load_second_judge(classifier)  # a file from before the second judge was saved: refused before any work
     for dataset in {key.dataset for key in keys}:
         check_settings_fit_data(params.evaluate, load_prepared(args.prepared / f"{dataset}.npz"))
     convergence = {r: model_convergence(r.path(args.history, ".csv"), params) for r in replicates}

@@ -23,7 +23,7 @@ import pandas as pd
 from PIL import Image
 
 from aebench.common.layout import ModelKey
-from aebench.evaluation.metrics import SAMPLE_SOURCES, check_metrics
+from aebench.evaluation.metrics import SAMPLE_SOURCES, SECOND_JUDGE_SAMPLES, check_metrics
 from aebench.reporting.results import LatentArrays, ModelResults, ReplicateResult
 from aebench.training.history import ACTIVITY_PREFIX, USAGE_PREFIX
 
@@ -98,6 +98,9 @@ def metrics_payload(key: ModelKey, seed: int, values: Mapping[str, Any] | None =
                  f"samples.{source}.precision": 0.5, f"samples.{source}.recall": 0.5,
                  f"samples.{source}.confident_share": 0.6, f"samples.{source}.density": 0.9,
                  f"samples.{source}.coverage": 0.5}
+    # The second judge's section: the same defaults, set apart by `values` where a test needs it.
+    flat |= {f"{SECOND_JUDGE_SAMPLES}.{key.removeprefix('samples.')}": value for key, value in flat.items()
+             if key.startswith("samples.")}
     unknown = sorted(set(values or {}) - set(flat))
     if unknown:
         raise KeyError(f"not a metrics key: {unknown[0]}")

@@ -19,6 +19,7 @@ from aebench.evaluation.classifier import (
     accuracy,
     classify,
     load_classifier,
+    load_second_judge,
     save_classifier,
     train_classifier,
 )
@@ -85,6 +86,27 @@ def test_round_trips_through_its_file(trained, tmp_path):
     assert config == {"dataset": "mnist"} and not loaded.training
     torch.testing.assert_close(classify(loaded, images)[0], classify(trained, images)[0])
     assert [p.name for p in tmp_path.iterdir()] == ["clf.pt"]
+
+
+def test_the_second_judge_saved_beside_the_judge_gives_the_same_features(trained, tmp_path):
+    torch.manual_seed(1)
+    second = SampleClassifier(architecture="mlp").eval()
+    path = tmp_path / "clf.pt"
+    save_classifier(path, trained, config={"dataset": "mnist"}, test_accuracy=0.99, second=second)
+    loaded = load_second_judge(path)
+    images, _ = synthetic_classes(20, seed=3)
+    assert loaded.architecture == "mlp" and not loaded.training
+    for before, after in zip(classify(second, images), classify(loaded, images)):
+        torch.testing.assert_close(after, before)
+    torch.testing.assert_close(classify(load_classifier(path)[0], images)[1], classify(trained, images)[1])
+
+
+def test_a_file_without_a_second_judge_is_refused_by_name(trained, tmp_path):
+    path = tmp_path / "clf.pt"
+    save_classifier(path, trained, config={"dataset": "mnist"}, test_accuracy=0.99)
+    with pytest.raises(CheckpointError, match="holds no second judge") as err:
+        load_second_judge(path)
+    assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
 
 
 def test_saving_the_same_classifier_twice_gives_identical_bytes(trained, tmp_path):
@@ -250,3 +272,28 @@ def test_the_second_judge_is_another_architecture_that_also_learns():
     assert classify(mlp, held_out)[1].shape == (200, FEATURES)  # the same feature size as the judge
     with pytest.raises(ValueError, match="unknown judge architecture 'vit'"):
         SampleClassifier(architecture="vit")
+
+
+def test_the_stage_saves_the_second_judge_it_ran_the_ladder_in(tmp_path, load_stage, monkeypatch):
+    import json
+    import signal
+
+    from helpers import tiny_raw, write_params, write_prepared_file
+
+    from aebench.data.prepared import load_prepared
+    from aebench.evaluation.classifier import accuracy
+
+    stage = load_stage("classifier")
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # run_stage must not rewire pytest's SIGTERM
+    write_params(tmp_path / "params.yaml", tiny_raw())
+    data = write_prepared_file(tmp_path / "mnist.npz", {"train": 120, "val": 60, "test": 60})
+    out, metrics = tmp_path / "out" / "mnist.pt", tmp_path / "out" / "mnist.json"
+    stage.run_stage(lambda: stage.main(["--dataset", "mnist", "--data", str(data), "--out", str(out), "--metrics",
+                                        str(metrics), "--runinfo", str(tmp_path / "runinfo"),
+                                        "--params", str(tmp_path / "params.yaml")]))
+    record = json.loads(metrics.read_text())["second_judge"]
+    second = load_second_judge(out)
+    images, labels = load_prepared(data).split("test")
+    assert second.architecture == record["architecture"] == "mlp"
+    assert accuracy(second, images, labels) == record["test_accuracy"]  # the judge whose ladder is recorded
+    assert load_classifier(out)[0].architecture == "cnn"

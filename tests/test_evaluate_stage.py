@@ -52,7 +52,7 @@ def build_workspace(root: Path) -> Path:
     write_prepared_file(root / "data" / "prepared" / "mnist.npz", SIZES)
     torch.manual_seed(0)
     save_classifier(root / "models" / "classifiers" / "mnist.pt", SampleClassifier().eval(),
-                    config={"dataset": "mnist"}, test_accuracy=0.1)
+                    config={"dataset": "mnist"}, test_accuracy=0.1, second=SampleClassifier(architecture="mlp").eval())
     params, found = replicates()
     for (variant, latent_dim), replicate in found.items():
         model = make_model(model_config(params, replicate))
@@ -160,6 +160,10 @@ def test_every_model_gets_metrics_that_pass_the_schema_and_its_latent_arrays(eva
         assert metrics["stochastic"] is (variant == "vae")
         assert metrics["test"]["images"] == SIZES["test"] and metrics["test"]["iw_samples"] == 8
         assert all(metrics["samples"][source]["count"] == 60 for source in ("prior", "gaussian", "gmm"))
+        # The MLP judge saved beside the CNN judges the same samples in its own features: other numbers.
+        for source in ("prior", "gaussian", "gmm"):
+            first, second = metrics["samples"][source], metrics["samples_mlp_judge"][source]
+            assert second["count"] == first["count"] and second["frechet_distance"] != first["frechet_distance"]
         assert (metrics["manifold"]["roughness"] is None) is (latent_dim != 2)
         convergence = metrics["convergence"]  # read from the history beside the checkpoint
         assert convergence["converged"] is ((variant, latent_dim) == ("vae", 2))
@@ -339,6 +343,15 @@ def test_a_missing_classifier_is_refused(tmp_path, stage, capsys):
     assert_nothing_written(root)
 
 
+def test_a_classifier_file_without_the_second_judge_is_refused_before_any_output(tmp_path, stage, capsys):
+    root = build_workspace(tmp_path)
+    classifier = root / "models" / "classifiers" / "mnist.pt"
+    save_classifier(classifier, SampleClassifier().eval(), config={"dataset": "mnist"}, test_accuracy=0.1)
+    line = refused(stage, stage_args(root, "--variant", "ae"), capsys)
+    assert line == f"error: {classifier}: holds no second judge (rerun `dvc repro classifier`)"
+    assert_nothing_written(root)
+
+
 def test_a_classifier_of_another_dataset_is_refused(tmp_path, stage):
     root = build_workspace(tmp_path)
     classifier = root / "models" / "classifiers" / "mnist.pt"
@@ -403,8 +416,10 @@ def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agr
 
     def evaluate(device: str) -> dict:
         real = reference(classifier.to(device), data.split("test")[0], device=device)
+        second = (classifier, real)  # the same judge twice: what is compared here is the device
         return evaluate_replicate(model.to(device), data, classifier.to(device), real, params.evaluate, params.figures,
-                                  convergence=convergence, device=device, log=lambda line: None).metrics
+                                  second_judge=second, convergence=convergence, device=device,
+                                  log=lambda line: None).metrics
 
     first, again = evaluate("cuda"), evaluate("cuda")
     assert first == again

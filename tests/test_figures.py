@@ -80,7 +80,10 @@ def train_and_evaluate(root: Path, params, data, classifier, real, replicate) ->
     train_replicate(model, train_images=data.split("train")[0], val_images=data.split("val")[0], paths=paths,
                     device=torch.device("cpu"), stream=io.StringIO())
     evaluation = evaluate_replicate(model.eval(), data, classifier, real, params.evaluate, params.figures,
+                                    second_judge=(classifier, real),
                                     convergence=history_convergence(paths.history, params), log=lambda line: None)
+    # One judge given twice judges the same images twice: the two sections agree (the runner's wiring).
+    assert evaluation.metrics["samples_mlp_judge"] == evaluation.metrics["samples"]
     write_npz(replicate.path(root / "latent", ".npz"), **evaluation.latent)
     write_json(replicate.path(root / "metrics", ".json"), evaluation.metrics)
 

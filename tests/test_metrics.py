@@ -52,6 +52,7 @@ def vae_payload(latent_dim: int = 3) -> dict:
         "aggregate": {"mean_norm": 0.1, "covariance_error": 0.3},
         "probe": {"method": "logistic_regression", "accuracy": 0.91},
         "samples": {source: samples() for source in SAMPLE_SOURCES},
+        "samples_mlp_judge": {source: samples() for source in SAMPLE_SOURCES},
         "manifold": {"roughness": None, "mean_confidence": None, "corner_confidence": None},
         "interpolation": {"start_label": 0, "end_label": 7, "frame_labels": [0, 0, 6, 7, 7], "classes_between": 1},
         "convergence": {"epochs": 12, "window": 5, "tolerance_nats": 0.1, "slope": -0.03, "flat": True,
@@ -101,10 +102,11 @@ def test_every_metric_is_documented_with_its_unit():
     assert "[" not in METRIC_DOCS["dataset"]  # no unit, no brackets
 
 
-def test_each_sample_source_has_the_same_eleven_metrics():
+def test_each_sample_source_has_the_same_eleven_metrics_under_both_judges():
     assert list(SAMPLE_SOURCES) == ["prior", "gaussian", "gmm"]
     per_source = {
-        source: {key.split(".")[2] for key in METRICS if key.startswith(f"samples.{source}.")} for source in SAMPLE_SOURCES
+        (section, source): {key.split(".")[2] for key in METRICS if key.startswith(f"{section}.{source}.")}
+        for source in SAMPLE_SOURCES for section in ("samples", "samples_mlp_judge")
     }
     expected = {"count", "class_histogram", "class_entropy", "top_class_share", "mean_confidence",
                 "confident_share", "frechet_distance", "precision", "recall", "density", "coverage"}
@@ -157,6 +159,15 @@ def broken(change, make=vae_payload) -> dict:
         (broken(lambda p: p["samples"]["gaussian"].update(class_entropy=1.2)),
          "samples.gaussian.class_entropy: must be <= 1"),
         (broken(lambda p: p["samples"]["prior"].update(recall=-0.1)), "samples.prior.recall: must be >= 0"),
+        (broken(lambda p: p.pop("samples_mlp_judge")), "samples_mlp_judge: missing"),
+        (broken(lambda p: p["samples_mlp_judge"]["prior"].pop("coverage")),
+         "samples_mlp_judge.prior.coverage: missing"),
+        (broken(lambda p: p["samples_mlp_judge"]["gmm"].update(precision=1.5)),
+         "samples_mlp_judge.gmm.precision: must be <= 1"),
+        (broken(lambda p: p["samples_mlp_judge"]["prior"].update(class_histogram=[3] * 10)),
+         "samples_mlp_judge.prior.class_histogram: counts sum to 30, not samples_mlp_judge.prior.count 20"),
+        (broken(lambda p: p["samples_mlp_judge"]["prior"].update(count=30, class_histogram=[3] * 10)),
+         "samples_mlp_judge.prior.count: 30, not samples.prior.count 20 (both judges judge the same samples)"),
         (broken(lambda p: p["manifold"].update(roughness=0.3)),
          "manifold.roughness: must be null unless the latent is 2-D, got 0.3"),
         (broken(lambda p: p["manifold"].update(corner_confidence=None), two_d_payload),
@@ -222,7 +233,8 @@ def test_scalars_for_mlflow_skip_nulls_strings_bools_and_lists():
 
 def test_series_for_mlflow_are_the_lists_that_are_not_null():
     lists = ["latent.activity", "latent.usage", "latent.usage_share", "samples.prior.class_histogram",
-             "samples.gaussian.class_histogram", "samples.gmm.class_histogram", "interpolation.frame_labels"]
+             "samples.gaussian.class_histogram", "samples.gmm.class_histogram", "interpolation.frame_labels",
+             *(f"samples_mlp_judge.{source}.class_histogram" for source in SAMPLE_SOURCES)]
     series = metric_series(ae_payload())
     assert sorted(series) == sorted(lists)
     assert series["latent.activity"] == [1.1, 0.9, 0.001]

@@ -206,7 +206,8 @@ def write_workspace(root: Path) -> Path:
     (root / "data" / "prepared").mkdir(parents=True)
     (root / "data" / "prepared" / "mnist.json").write_text(json.dumps(data_info("mnist")))
     passes = {"frechet_distance": False, FAILED_METRIC: False, PASSED_METRIC: True, "mean_confidence": True}
-    second = {**passes, "mean_confidence": False}  # the second embedding disagrees on one metric
+    # The second embedding disagrees on two metrics: the MLP judge fails mean_confidence and passes precision.
+    second = {**passes, "mean_confidence": False, FAILED_METRIC: True}
     (root / "metrics" / "classifiers").mkdir(parents=True)
     (root / "metrics" / "classifiers" / "mnist.json").write_text(
         json.dumps(classifier_metrics("mnist", passes, second_passes=second)))
@@ -351,7 +352,7 @@ def test_a_sample_metric_that_failed_its_validation_is_left_out_and_one_that_pas
                      rf"patchwork 0.150 \|", validation)
     assert re.search(rf"\| MNIST \| cnn \(the judge\) \| {PASSED_METRIC} \| .* \| passes \|", validation)
     assert re.search(rf"\| MNIST \| mlp \(second embedding\) \| mean_confidence \| .* \| fails: ", validation)
-    assert "another for mean_confidence" in validation
+    assert f"another for {FAILED_METRIC}, mean_confidence" in validation
 
 
 def test_the_frechet_distance_stays_in_the_table_marked_but_decides_nothing(built):
@@ -362,10 +363,42 @@ def test_the_frechet_distance_stays_in_the_table_marked_but_decides_nothing(buil
     assert marked in header
     assert "Fréchet distance" not in section(markdown, "Findings")
     samples = section(markdown, "Sample quality: whose samples are better")
-    assert f"N(0, I) samples: {PASSED_METRIC} (%), mean ± sd" in samples  # decided by what passed
-    assert "Fréchet distance [mixed; fails the ladder]" in samples  # shown beside, with its result
-    assert f"N(0, I) samples: {FAILED_METRIC} (%)" not in samples
-    assert f"`{FAILED_METRIC}` fails: blurred 0.200 vs patchwork 0.150" in samples
+    assert f"N(0, I) samples: {PASSED_METRIC}, CNN judge (%), mean ± sd" in samples  # decided by what passed
+    assert "Fréchet distance, CNN judge [mixed; fails the ladder]" in samples  # shown beside, with its result
+    assert f"N(0, I) samples: {FAILED_METRIC}, CNN judge (%)" not in samples
+    assert "Not used (MNIST, cnn (the judge)): `frechet_distance` fails: blurred 0.200 vs patchwork 0.150" in samples
+
+
+def test_the_sample_section_decides_with_every_metric_judge_pair_that_passes_the_ladder_and_no_other(built):
+    root, _, _ = built
+    samples = section((root / "reports" / "report.md").read_text(), "Sample quality: whose samples are better")
+    # precision fails in the CNN judge and passes in the MLP judge; mean_confidence the other way round.
+    assert f"N(0, I) samples: {FAILED_METRIC}, MLP judge (%), mean ± sd" in samples
+    assert f"N(0, I) samples: {FAILED_METRIC}, CNN judge" not in samples
+    assert "N(0, I) samples: confidence, CNN judge (probability), mean ± sd" in samples
+    assert "N(0, I) samples: confidence, MLP judge" not in samples
+    assert f"N(0, I) samples: {PASSED_METRIC}, MLP judge (%), mean ± sd" in samples
+    assert (f"Not used (MNIST, cnn (the judge)): `{FAILED_METRIC}` fails: blurred 0.200 vs patchwork 0.150"
+            in samples)
+    assert "Not used (MNIST, mlp (second embedding)): `mean_confidence` fails: blurred 0.200 vs patchwork" in samples
+    assert "paired 95% interval of the per-seed differences excludes zero" in samples  # the rule is stated
+    assert (f"Pairs used: mean_confidence (CNN judge), {PASSED_METRIC} (CNN judge), {FAILED_METRIC} (MLP judge), "
+            f"{PASSED_METRIC} (MLP judge).") in samples
+
+
+def test_a_pair_is_used_only_when_it_passes_the_ladder_on_every_dataset():
+    from aebench.reporting.report import passing_pairs, passing_quality_metrics
+
+    mnist = classifier_metrics("mnist", {"coverage": True, "density": True, "precision": False},
+                               second_passes={"coverage": True, "density": False, "precision": True})
+    fashion = classifier_metrics("fashion_mnist", {"coverage": True, "density": True, "precision": False},
+                                 second_passes={"coverage": False, "density": False, "precision": True})
+    pairs = passing_pairs({"mnist": mnist, "fashion_mnist": fashion})
+    assert pairs == {("samples", "coverage"), ("samples", "density"), ("samples_mlp_judge", "precision")}
+    assert passing_quality_metrics({"mnist": mnist, "fashion_mnist": fashion}) == {"coverage", "density"}
+    without_second = {key: value for key, value in fashion.items() if key != "second_judge"}
+    assert passing_pairs({"mnist": mnist, "fashion_mnist": without_second}) == {("samples", "coverage"),
+                                                                               ("samples", "density")}
 
 
 def test_the_sample_section_shows_each_models_prior_samples_at_the_largest_size_once(built):

@@ -14,7 +14,9 @@ on the CPU; batch norm and a cosine learning-rate decay reach ~99% on MNIST and
 A second judge ("mlp": 784-256-128 on the pixels, 0.23 M multiply-adds per
 image) gives a second embedding of the same 128 features, with no
 convolutions: the classifier stage runs the sample metrics' validation ladder
-in it too, to tell a metric's failure from the feature space's.
+in it too, to tell a metric's failure from the feature space's, and saves it
+beside the judge in the same file (`load_second_judge`), so the evaluate stage
+judges every sample in both embeddings.
 """
 
 from __future__ import annotations
@@ -145,22 +147,34 @@ def accuracy(model: SampleClassifier, images: torch.Tensor, labels: torch.Tensor
     return float((probabilities.argmax(-1) == labels).double().mean())
 
 
-def save_classifier(path: str | Path, model: SampleClassifier, *, config: dict[str, Any], test_accuracy: float) -> None:
-    """Atomically write the weights with the config that trained them (`dataset` among its keys)."""
+def _weights(model: SampleClassifier) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+
+
+def save_classifier(
+    path: str | Path,
+    model: SampleClassifier,
+    *,
+    config: dict[str, Any],
+    test_accuracy: float,
+    second: SampleClassifier | None = None,
+) -> None:
+    """Atomically write the weights with the config that trained them (`dataset` among its keys), and the
+    second judge's weights and architecture beside them when given."""
     payload = {
         "format": FORMAT,
-        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "state_dict": _weights(model),
         "config": config,
         "test_accuracy": test_accuracy,
     }
+    if second is not None:
+        payload["second_judge"] = {"architecture": second.architecture, "state_dict": _weights(second)}
     buffer = io.BytesIO()  # torch.save names its records after the file: in memory, the bytes depend on the payload only
     torch.save(payload, buffer)
     write_bytes(path, buffer.getvalue())
 
 
-def load_classifier(path: str | Path) -> tuple[SampleClassifier, dict[str, Any]]:
-    """(classifier in eval mode on the CPU, its config); CheckpointError naming the file otherwise."""
-    path = Path(path)
+def _read_payload(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: classifier not found (run `dvc repro classifier`)")
     try:
@@ -171,10 +185,34 @@ def load_classifier(path: str | Path) -> tuple[SampleClassifier, dict[str, Any]]
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not an aebench classifier (expected format {FORMAT!r}, found {found!r})")
-    model = SampleClassifier()
+    return payload
+
+
+def _built(path: Path, architecture: Any, state_dict: Any) -> SampleClassifier:
+    if architecture not in ARCHITECTURES:
+        raise CheckpointError(f"{path}: unknown judge architecture {architecture!r}")
+    model = SampleClassifier(architecture=architecture)
     try:
-        model.load_state_dict(payload["state_dict"], strict=True)
+        model.load_state_dict(state_dict, strict=True)
     except (KeyError, RuntimeError, TypeError, AttributeError) as err:
         first_line = str(err).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not match the classifier's architecture ({first_line})") from None
-    return model.eval(), dict(payload.get("config") or {})
+    return model.eval()
+
+
+def load_classifier(path: str | Path) -> tuple[SampleClassifier, dict[str, Any]]:
+    """(classifier in eval mode on the CPU, its config); CheckpointError naming the file otherwise."""
+    path = Path(path)
+    payload = _read_payload(path)
+    return _built(path, JUDGE, payload.get("state_dict")), dict(payload.get("config") or {})
+
+
+def load_second_judge(path: str | Path) -> SampleClassifier:
+    """The second judge saved beside the judge, in eval mode on the CPU; CheckpointError naming the file
+    when it holds none (a file written before the second judge was saved)."""
+    path = Path(path)
+    payload = _read_payload(path)
+    second = payload.get("second_judge")
+    if not isinstance(second, dict):
+        raise CheckpointError(f"{path}: holds no second judge (rerun `dvc repro classifier`)")
+    return _built(path, second.get("architecture"), second.get("state_dict"))

@@ -21,7 +21,7 @@ imports no torch: the report stage loads it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aebench.common.errors import AebenchError
@@ -40,6 +40,13 @@ SAMPLE_SOURCES = {
     "gmm": "z from a Gaussian mixture (evaluate.expost_components components) fitted on the training means (ex post)",
 }
 
+# Where the second judge's verdicts go (evaluation.classifier.SECOND_JUDGE, the MLP on the pixels): the same
+# metrics of the same samples as under `samples`, measured in its features and by its labels, because the
+# validation ladder trusts some metrics only in its embedding; the report decides with (metric, judge) pairs.
+SECOND_JUDGE_SAMPLES = "samples_mlp_judge"
+# Metrics section -> the judge whose features and labels it holds, as the report names it.
+SAMPLE_SECTIONS = {"samples": "cnn", SECOND_JUDGE_SAMPLES: "mlp"}
+
 
 class MetricsError(AebenchError):
     """A metrics payload does not follow the documented schema."""
@@ -57,9 +64,9 @@ class Metric:
     maximum: float | None = None
 
 
-def _sample_metrics(source: str, what: str) -> dict[str, Metric]:
-    prefix = f"samples.{source}"
-    return {
+def _sample_metrics(source: str, what: str, section: str = "samples") -> dict[str, Metric]:
+    prefix = f"{section}.{source}"
+    metrics = {
         f"{prefix}.count": Metric(kind="int", doc=f"images decoded from {what}", unit="images", minimum=1),
         f"{prefix}.class_histogram": Metric(
             kind="int_list", doc="how many of them the dataset's classifier assigns to each of the 10 classes",
@@ -103,6 +110,10 @@ def _sample_metrics(source: str, what: str) -> dict[str, Metric]:
             "(diversity, judged by the real balls)", unit="fraction", minimum=0, maximum=1,
         ),
     }
+    if section == "samples":
+        return metrics
+    return {key: replace(metric, doc=f"{metric.doc}; judged by the second judge, the MLP on the pixels "
+                         "(`samples` holds the CNN judge's)") for key, metric in metrics.items()}
 
 
 METRICS: dict[str, Metric] = {
@@ -221,6 +232,8 @@ METRICS: dict[str, Metric] = {
         maximum=1,
     ),
     **{key: metric for source, what in SAMPLE_SOURCES.items() for key, metric in _sample_metrics(source, what).items()},
+    **{key: metric for source, what in SAMPLE_SOURCES.items()
+       for key, metric in _sample_metrics(source, what, SECOND_JUDGE_SAMPLES).items()},
     "manifold.roughness": Metric(
         kind="float", doc="mean distance between neighbouring images of the decoded latent grid "
         "(figures.manifold_steps points over +-figures.manifold_range) / mean distance between random test-image "
@@ -379,14 +392,20 @@ def _check_consistency(payload: dict) -> None:
     if test["converged"] != (test["epochs"] >= test["window"] and test["flat"] and test["used_stable"]
                              and test["active_stable"]):
         raise MetricsError("convergence.converged: disagrees with epochs, window, flat and the stable sets")
-    for source in SAMPLE_SOURCES:
-        samples = payload["samples"][source]
-        histogram = samples["class_histogram"]
-        if len(histogram) != CLASSES:
-            raise MetricsError(f"samples.{source}.class_histogram: expected {CLASSES} counts, got {len(histogram)}")
-        if sum(histogram) != samples["count"]:
-            raise MetricsError(f"samples.{source}.class_histogram: counts sum to {sum(histogram)}, "
-                               f"not samples.{source}.count {samples['count']}")
+    for section in SAMPLE_SECTIONS:
+        for source in SAMPLE_SOURCES:
+            samples, prefix = payload[section][source], f"{section}.{source}"
+            histogram = samples["class_histogram"]
+            if len(histogram) != CLASSES:
+                raise MetricsError(f"{prefix}.class_histogram: expected {CLASSES} counts, got {len(histogram)}")
+            if sum(histogram) != samples["count"]:
+                raise MetricsError(f"{prefix}.class_histogram: counts sum to {sum(histogram)}, "
+                                   f"not {prefix}.count {samples['count']}")
+    for source in SAMPLE_SOURCES:  # the two judges judge the same images
+        counts = {section: payload[section][source]["count"] for section in SAMPLE_SECTIONS}
+        if len(set(counts.values())) != 1:
+            raise MetricsError(f"{SECOND_JUDGE_SAMPLES}.{source}.count: {counts[SECOND_JUDGE_SAMPLES]}, not "
+                               f"samples.{source}.count {counts['samples']} (both judges judge the same samples)")
 
 
 def metric_scalars(payload: dict) -> dict[str, float]:

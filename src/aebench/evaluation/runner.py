@@ -6,7 +6,9 @@ replicate's seed, so every variant of that seed is scored on the same binary
 images and the likelihoods compare with the literature; otherwise they stay
 grey-level. The encoder sees the same images it is scored on. The sample
 classifier judges decoded images against the real grey-level test images it
-was trained to read.
+was trained to read, and so does the second judge (`samples_mlp_judge`): the
+same images in another embedding, because the validation ladder trusts some
+metrics only there.
 
 Every random draw comes from a generator seeded from the replicate's seed
 (`aebench.common.runtime.generator`), so a rerun gives the same file.
@@ -40,7 +42,7 @@ from aebench.evaluation.geometry import (
 from aebench.evaluation.activity import active_units, activity
 from aebench.evaluation.latent import kl_per_dim
 from aebench.evaluation.likelihood import estimate_likelihood
-from aebench.evaluation.metrics import DETERMINISTIC_NOTE, SAMPLE_SOURCES, check_metrics
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE, SAMPLE_SOURCES, SECOND_JUDGE_SAMPLES, check_metrics
 from aebench.evaluation.probe import linear_probe
 from aebench.evaluation.reconstruction import decoded_images, posterior_means, posterior_pass
 from aebench.evaluation.sample_quality import Reference, check_precision_recall_k, judge_samples, prior_codes
@@ -87,12 +89,15 @@ def evaluate_replicate(
     settings: EvaluateParams,
     figures: FigureParams,
     *,
+    second_judge: tuple[SampleClassifier, Reference],
     convergence: Convergence,
     device: torch.device | str = "cpu",
     log: Callable[[str], None] = print,
 ) -> Evaluation:
     """All metrics of `model` (on `device`, eval mode) on the test split of `data`, and its `convergence`
-    test (`aebench.evaluation.convergence`, read from its training history)."""
+    test (`aebench.evaluation.convergence`, read from its training history). `classifier` and `real` judge
+    the samples (`samples`), `second_judge` (the second classifier and its reference) judges the same
+    images again (`samples_mlp_judge`)."""
     device = torch.device(device)
     config = model.config
     seed, binarize = config["seed"], config["data"]["binarize"]
@@ -138,7 +143,7 @@ def evaluate_replicate(
     shares = usage_shares(usage)
     moments = aggregate_posterior_moments(train_means.numpy())
 
-    samples, expost_codes = {}, {}
+    samples, second_samples, expost_codes = {}, {}, {}
     fit_codes = train_means[:EXPOST_FIT_IMAGES].numpy()
     for source in SAMPLE_SOURCES:
         if source == "prior":
@@ -149,11 +154,12 @@ def evaluate_replicate(
             codes = torch.from_numpy(density.sample(settings.sample_count, seed=derived_seed(seed, f"expost-{source}")))
             expost_codes[f"expost_{source}"] = codes[:FIGURE_SAMPLES].numpy().astype(np.float32)
         images = decoded_images(model, codes, device=device)
-        samples[source] = judge_samples(
-            classifier, images, real, precision_recall_k=settings.precision_recall_k,
-            precision_recall_images=settings.precision_recall_images,
-            density_coverage_k=settings.density_coverage_k, device=device,
-        )
+        for judged, (judge, judge_real) in ((samples, (classifier, real)), (second_samples, second_judge)):
+            judged[source] = judge_samples(
+                judge, images, judge_real, precision_recall_k=settings.precision_recall_k,
+                precision_recall_images=settings.precision_recall_images,
+                density_coverage_k=settings.density_coverage_k, device=device,
+            )
 
     metrics = {
         "dataset": config["dataset"],
@@ -180,6 +186,7 @@ def evaluate_replicate(
         "aggregate": {"mean_norm": moments.mean_norm, "covariance_error": moments.covariance_error},
         "probe": {"method": probe.method, "accuracy": probe.accuracy},
         "samples": samples,
+        SECOND_JUDGE_SAMPLES: second_samples,
         "manifold": manifold_metrics(model, classifier, test_images, figures, seed=seed, device=device),
         "interpolation": interpolation_metrics(model, classifier, targets, test_labels, figures, device=device),
         "convergence": convergence.to_metrics(),

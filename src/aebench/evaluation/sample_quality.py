@@ -14,6 +14,9 @@ the classifier's penultimate features. Reported (keys of METRIC_DOCS under
   2019) and density and coverage (Naeem et al. 2020) against real test
   images, and the Fréchet distance, which mixes both.
 
+The evaluation judges every source twice, by the judge (`samples`) and by the
+second judge (`samples_mlp_judge`): the same function, another classifier.
+
 Which of these rank the validation ladder (`degradations`: real, blurred,
 patchwork, salt-and-pepper, shuffled) in the required order is checked by the
 classifier stage (`validate_sample_metrics`); the report decides which samples

@@ -17,9 +17,9 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from aebench.common.config import Params
-from aebench.evaluation.metrics import METRIC_DOCS  # the schema module: no torch
+from aebench.evaluation.metrics import METRIC_DOCS, SECOND_JUDGE_SAMPLES  # the schema module: no torch
 from aebench.reporting.claims import Claim, Setup, assess
-from aebench.reporting.columns import COLUMNS, MetricColumn
+from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn
 from aebench.reporting.findings import column_finding, comparison_table, findings
 from aebench.reporting.labels import dataset_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
@@ -75,11 +75,41 @@ def model_label(results: ModelResults) -> str:
     return f"{variant_label(results.key.variant)}-{results.key.latent_dim} on {dataset_label(results.key.dataset)}"
 
 
+# Metrics section of the evaluation files -> the judge whose features and labels it holds, as the report names it.
+JUDGE_NAMES = {"samples": "CNN judge", SECOND_JUDGE_SAMPLES: "MLP judge"}
+
+
+def _judges(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(metrics section, judge label, its ladder record) for the judge and, when recorded, the second judge."""
+    judges = [("samples", f"{metrics.get('architecture', 'cnn')} (the judge)", metrics)]
+    if "second_judge" in metrics:
+        judges.append((SECOND_JUDGE_SAMPLES, f"{metrics['second_judge']['architecture']} (second embedding)",
+                       metrics["second_judge"]))
+    return judges
+
+
+def passing_pairs(classifier_metrics: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (metrics section, sample-quality metric) pairs that ranked the ladder correctly on every dataset, each
+    in the features of the judge its section holds (JUDGE_NAMES). A dataset without a judge's ladder passes none
+    of that judge's pairs."""
+    per_dataset = [
+        {(section, name) for section, _, record in _judges(metrics)
+         for name, check in record["sample_metric_validation"].items() if check["passes"]}
+        for metrics in classifier_metrics.values()
+    ]
+    return set.intersection(*per_dataset) if per_dataset else set()
+
+
 def passing_quality_metrics(classifier_metrics: dict[str, dict[str, Any]]) -> set[str]:
-    """The sample-quality metrics that ranked the controlled degradations correctly on every dataset."""
-    checks = [metrics["sample_metric_validation"] for metrics in classifier_metrics.values()]
-    names = set.intersection(*(set(check) for check in checks)) if checks else set()
-    return {name for name in names if all(check[name]["passes"] for check in checks)}
+    """The sample-quality metrics that ranked the controlled degradations correctly on every dataset, in the
+    (first) judge's features: what the comparison table and the findings show."""
+    return {name for section, name in passing_pairs(classifier_metrics) if section == "samples"}
+
+
+def judged_column(section: str, metric: str, *, source: str = "prior") -> MetricColumn:
+    """The column of `metric` of `source` samples as the judge of `section` measures it."""
+    column = COLUMN_BY_KEY[f"samples.{source}.{metric}"]
+    return replace(column, key=f"{section}.{source}.{metric}", name=f"{column.name}, {JUDGE_NAMES[section]}")
 
 
 def reported_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
@@ -250,30 +280,22 @@ def ladder_verdict(check: dict[str, Any]) -> str:
     return "fails: " + ("; ".join(pairs) or "not in the required order")
 
 
-def _judges(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(judge label, its record) for the judge and, when recorded, the second judge."""
-    judges = [(f"{metrics.get('architecture', 'cnn')} (the judge)", metrics)]
-    if "second_judge" in metrics:
-        judges.append((f"{metrics['second_judge']['architecture']} (second embedding)", metrics["second_judge"]))
-    return judges
-
-
 def validation_section(inputs: ReportInputs) -> list[Block]:
     rows, rungs, agreement = [], None, []
     for dataset, metrics in inputs.classifier_metrics.items():
         judges = _judges(metrics)
-        for judge, record in judges:
+        for _, judge, record in judges:
             for name, check in record["sample_metric_validation"].items():
                 rungs = rungs or list(check["values"])
                 rows.append([dataset_label(dataset), judge, name,
                              *(f"{check['values'][rung]:,.3f}" for rung in rungs), ladder_verdict(check)])
         if len(judges) == 2:
-            first, second = (record["sample_metric_validation"] for _, record in judges)
+            first, second = (record["sample_metric_validation"] for _, _, record in judges)
             same = [name for name in first if name in second and first[name]["passes"] == second[name]["passes"]]
             differ = [name for name in first if name in second and name not in same]
-            agreement.append(f"{dataset_label(dataset)}: the {judges[1][0]} gives the same verdict for "
+            agreement.append(f"{dataset_label(dataset)}: the {judges[1][1]} gives the same verdict for "
                              f"{', '.join(same) or 'no metric'}; another for {', '.join(differ) or 'no metric'}")
-    passing = sorted(passing_quality_metrics(inputs.classifier_metrics))
+    passing = [f"{name} ({JUDGE_NAMES[section]})" for section, name in sorted(passing_pairs(inputs.classifier_metrics))]
     return [
         Heading("Which sample metrics can be trusted: the validation ladder", 2),
         Paragraph("Each sample-quality metric scored real validation images against the test images, then the same "
@@ -284,9 +306,10 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
                   "for one reason: a person calls a blurred or noisy digit a digit and a patchwork not, so a metric "
                   "that puts sharp non-digits above blurred digits rewards sharpness, not digits (for coverage: a "
                   "blurred copy reproduces its real image, a patchwork none). Blurred against noisy is a matter of "
-                  "taste and is not required. Only the metrics that pass on every dataset, in the judge's features, "
-                  f"decide which samples are better: {', '.join(passing) or 'none'}. The ladder is run again in a "
-                  "second judge of another architecture, to tell a metric's failure from its feature space's."),
+                  "taste and is not required. The ladder is run in two judges of different architectures, to tell a "
+                  "metric's failure from its feature space's, and every sample is measured in both: only the "
+                  "(metric, judge) pairs that pass on every dataset decide which samples are better: "
+                  f"{', '.join(passing) or 'none'}."),
         Table(header=["dataset", "judge", "metric", *(RUNG_LABELS.get(rung, rung) for rung in rungs or []),
                       "ladder"], rows=rows, label_columns=3),
         Bullets(agreement + [f"`{name}`: {meaning}" for name, meaning in SAMPLE_METRIC_MEANING.items()]),
@@ -302,26 +325,52 @@ def sample_groups(results: list[ModelResults]) -> dict[str, list[ModelResults]]:
     return groups
 
 
+def _sample_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
+    """The N(0, I) sample columns the sample section states: each passing (metric, judge) pair, and each mixed
+    measure that failed in a judge, its name saying so (shown, never a finding by itself)."""
+    passing = passing_pairs(classifier_metrics)
+    columns = []
+    for section in JUDGE_NAMES:
+        for column in COLUMNS:
+            metric = column.quality_metric
+            if metric is None or not column.key.startswith("samples.prior."):
+                continue
+            if (section, metric) in passing:
+                columns.append(judged_column(section, metric))
+            elif metric in MIXED_METRICS:
+                judged = judged_column(section, metric)
+                columns.append(replace(judged, name=f"{judged.name} [mixed; fails the ladder]"))
+    return columns
+
+
 def samples_section(inputs: ReportInputs) -> list[Block]:
-    """Which model's N(0, I) samples are better, at the largest latent size: decided only by the metrics
-    that passed the ladder, the mixed Fréchet distance beside them with its result, and the sample grids."""
+    """Which model's N(0, I) samples are better, at the largest latent size: decided only by the (metric, judge)
+    pairs that passed the ladder on every dataset, the mixed Fréchet distance beside them with its result, and
+    the sample grids."""
     from aebench.reporting.figures import figure_path
 
     samples_figure = _samples_figure()
-    passing = passing_quality_metrics(inputs.classifier_metrics)
-    prior = [c for c in table_columns(inputs.classifier_metrics)
-             if c.quality_metric is not None and c.key.startswith("samples.prior.")]
-    failing = [(dataset, name, check) for dataset, metrics in inputs.classifier_metrics.items()
-               for name, check in metrics["sample_metric_validation"].items() if not check["passes"]]
+    passing = passing_pairs(inputs.classifier_metrics)
+    used = [f"{name} ({JUDGE_NAMES[section]})" for section in JUDGE_NAMES for name in sorted(
+        name for judge, name in passing if judge == section)]
+    failing = [(dataset, judge, name, check) for dataset, metrics in inputs.classifier_metrics.items()
+               for _, judge, record in _judges(metrics)
+               for name, check in record["sample_metric_validation"].items() if not check["passes"]]
     blocks: list[Block] = [
         Heading("Sample quality: whose samples are better", 2),
-        Paragraph("Samples decoded from N(0, I), at the largest latent size. Decided only by the metrics that passed "
-                  "the ladder on every dataset; the Fréchet distance is shown as a mixed measure with its ladder "
-                  "result. The grids are the evidence the numbers must agree with."
-                  + ("" if passing else " No metric passed the ladder: no sample finding is stated.")),
-        Bullets([f"Not used ({dataset_label(dataset)}): `{name}` {ladder_verdict(check)}"
-                 for dataset, name, check in failing]),
+        Paragraph("Samples decoded from N(0, I), at the largest latent size. Every sample metric is measured in the "
+                  "features of two judges, the CNN (`samples.<source>.<metric>`) and the MLP on the pixels "
+                  "(`samples_mlp_judge.<source>.<metric>`). The rule: a (metric, judge) pair decides which samples "
+                  "are better only if it ranked the validation ladder in the required order on every dataset, and "
+                  "a model's samples are stated better only where the paired 95% interval of the per-seed "
+                  "differences excludes zero. Pairs used: " + (", ".join(used) or "none") + ". The Fréchet distance "
+                  "is shown as a mixed measure with its ladder result where it fails. The grids are the evidence the "
+                  "numbers must agree with."
+                  + ("" if passing else " No (metric, judge) pair passed the ladder: no sample finding is stated.")),
+        Bullets([f"Not used ({dataset_label(dataset)}, {judge}): `{name}` {ladder_verdict(check)}"
+                 for dataset, judge, name, check in failing]),
     ]
+    prior = _sample_columns(inputs.classifier_metrics)
     for dataset, group in sample_groups(inputs.results).items():
         sentences = [text for column in prior if (text := column_finding(group, column)) is not None]
         blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences)]
@@ -371,10 +420,15 @@ def methods_section(inputs: ReportInputs) -> list[Block]:
     columns = table_columns(inputs.classifier_metrics)
     rows = [[column.header, f"`{column.key}`", METRIC_DOCS.get(column.key, "")] for column in columns]
     listed = {column.key for column in columns}
-    # A sample-quality metric that failed its validation is not described either (of any sample source).
-    dropped = {c.quality_metric for c in COLUMNS if c.quality_metric is not None and c not in columns}
-    rows += [["", f"`{key}`", text] for key, text in METRIC_DOCS.items()
-             if key not in listed and not (key.startswith("samples.") and key.rsplit(".", 1)[1] in dropped)]
+    # A (sample-quality metric, judge) pair that failed its validation is not described either (of any source).
+    passing = passing_pairs(inputs.classifier_metrics)
+    quality = {c.quality_metric for c in COLUMNS if c.quality_metric is not None}
+
+    def dropped(key: str) -> bool:
+        section, metric = key.split(".", 1)[0], key.rsplit(".", 1)[-1]
+        return section in JUDGE_NAMES and metric in quality and (section, metric) not in passing
+
+    rows += [["", f"`{key}`", text] for key, text in METRIC_DOCS.items() if key not in listed and not dropped(key)]
     return [
         Heading("How the numbers were computed", 2),
         Paragraph("Descriptions from `aebench.evaluation.metrics.METRIC_DOCS`, where every key of the metrics files "
