@@ -144,14 +144,14 @@ def test_a_kill_9_of_the_stage_ends_its_workers_at_once_and_they_write_nothing_a
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_worker_killed_from_outside_ends_the_stage_in_one_line_naming_its_job(tmp_path):
-    stage = start_pool_stage(tmp_path, "60", "60")
+    stage = start_pool_stage(tmp_path, "600", "600")  # far longer than the stage needs to notice the kill
     victim = started_workers(tmp_path, 2)[1]
     family = descendants(stage.pid)
     os.kill(victim, signal.SIGKILL)  # as the out-of-memory killer does
     _, stderr = stage.communicate(timeout=120)  # generous: a loaded 2-core machine starts workers slowly
     assert stage.returncode == 1
     assert stderr.splitlines() == [
-        f"error: job #1 (60 s): its worker process (pid {victim}) was killed by signal 9 (SIGKILL), possibly by the "
+        f"error: job #1 (600 s): its worker process (pid {victim}) was killed by signal 9 (SIGKILL), possibly by the "
         "out-of-memory killer (see `dmesg`) or by hand; the stage stopped"
     ]
     assert wait_for(lambda: not any(alive(pid) for pid in family), 5)
