@@ -21,6 +21,12 @@ REPO = Path(__file__).resolve().parents[1]
 # What is committed per study version: the issue's aim, and what the README states.
 COMMITTED_RESULTS = ("metrics", "history", "reports/report.md", "reports/figures", "reports/compare")
 SIZE_LIMIT_BYTES = 5_000_000
+# The converged study (train.epochs: 30) has not been run on the committed code yet: dvc.lock is still the
+# 6-epoch study's and no results are committed. Strict, so these tests fail the day they start to pass:
+# then drop the marker (README, "The results in Git").
+NOT_YET_PUBLISHED = pytest.mark.xfail(
+    strict=True, reason="the converged study's results are not committed yet (run `make study`, commit them)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +56,7 @@ def leaf_paths(tree: dict, prefix: str = "") -> dict[str, object]:
     return leaves
 
 
+@NOT_YET_PUBLISHED
 def test_dvc_metrics_show_prints_every_models_numbers(clone):
     shown = json.loads(dvc("metrics", "show", "--json", cwd=clone).stdout)
     files = {path: entry.get("data", {}) for revision in shown.values() for path, entry in revision["data"].items()}
@@ -61,6 +68,7 @@ def test_dvc_metrics_show_prints_every_models_numbers(clone):
         assert isinstance(numbers.get("convergence.converged"), bool), f"{path}: no convergence test"
 
 
+@NOT_YET_PUBLISHED
 def test_dvc_exp_show_has_the_metrics_as_columns(clone):
     table = json.loads(dvc("exp", "show", "--json", "--no-pager", cwd=clone).stdout)
     workspace = table[0]
@@ -69,6 +77,7 @@ def test_dvc_exp_show_has_the_metrics_as_columns(clone):
     assert "test" in metrics["metrics/mnist/vae/latent-30/seed-0.json"]["data"]
 
 
+@NOT_YET_PUBLISHED
 def test_the_report_is_there_and_every_figure_it_links_is_committed(clone):
     report = clone / "reports" / "report.md"
     text = report.read_text()
@@ -78,21 +87,27 @@ def test_the_report_is_there_and_every_figure_it_links_is_committed(clone):
     assert not absent, f"reports/report.md links files a clone lacks: {absent[:5]}"
 
 
+@NOT_YET_PUBLISHED
 def test_the_committed_results_are_small_enough_to_keep_in_git(clone):
     size = sum(path.stat().st_size for name in COMMITTED_RESULTS for path in (clone / name).rglob("*") if path.is_file())
     size += (clone / "reports" / "report.md").stat().st_size
     assert size < SIZE_LIMIT_BYTES, f"{size / 1e6:.1f} MB of committed results"
 
 
+@NOT_YET_PUBLISHED
 def test_the_clone_is_the_committed_study_and_nothing_is_stale(clone):
-    """`dvc status` of the committed results: what is in Git is what dvc.lock says the pipeline wrote."""
+    """`dvc status` in a fresh clone: no stage's code or params changed since dvc.lock, and the committed outputs
+    are what dvc.lock says the pipeline wrote (outputs kept in DVC's cache are merely absent from a clone)."""
     status = json.loads(dvc("status", "--json", "dvc.yaml", cwd=clone).stdout)
-    changed_outputs = {
-        stage: [entry for entry in entries if isinstance(entry, dict) and "changed outs" in entry]
-        for stage, entries in status.items()
-    }
-    # Outputs in DVC's cache (checkpoints, latents) are absent from a fresh clone; the committed ones must match.
-    for stage, entries in changed_outputs.items():
+    stale = {}
+    for stage, entries in status.items():
         for entry in entries:
-            modified = {path: why for path, why in entry["changed outs"].items() if why != "deleted"}
-            assert not modified, f"{stage}: committed outputs differ from dvc.lock: {modified}"
+            if not isinstance(entry, dict):
+                stale[stage] = entry
+                continue
+            if entry.get("changed deps") or entry.get("changed command"):
+                stale[stage] = entry
+            modified = {path: why for path, why in entry.get("changed outs", {}).items() if why != "deleted"}
+            if modified:
+                stale[stage] = modified
+    assert not stale, f"dvc.lock does not describe the committed code and results: {sorted(stale)[:5]}"
