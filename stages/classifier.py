@@ -24,6 +24,7 @@ from pathlib import Path
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
 from aebench.common.files import check_writable, write_json
+from aebench.common.parallel import one_thread
 from aebench.common.runinfo import write_runinfo
 from aebench.common.runtime import generator, resolve_device, seed_everything
 from aebench.common.stage_item import add_item_argument, resolve_item
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     runinfo = args.runinfo / "classifier" / f"{spec.name}.json"
     check_writable([args.out, args.metrics, runinfo])
     device = resolve_device(params.device)
+    one_thread()  # as every job: the judges' bytes must not depend on the core count or on what ran before
     data = load_prepared(args.data)
     train_images, train_labels = data.split("train")
     test_images, test_labels = data.split("test")

@@ -19,7 +19,7 @@ from pathlib import Path
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params, read_yaml
 from aebench.common.files import atomic_path, check_writable
-from aebench.reporting.claims import Setup, architecture_decides, assess, claims
+from aebench.reporting.claims import Outcome, Setup, architecture_decides, assess, claims
 from aebench.reporting.findings import comparison_table, findings
 from aebench.reporting.labels import model_label
 from aebench.reporting.render import (
@@ -96,16 +96,21 @@ def ledger(claim_list, profiles: dict[str, Setup], study: Setup, *, max_seeds: i
                  css_class="ledger")
 
 
-def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dict[str, str]) -> Table:
-    """Per claim of an article with an MLP counterpart: its verdict with each network, and whether they differ."""
+def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dict[str, str], *,
+                       max_seeds: int) -> Table:
+    """Per claim of an article with an MLP counterpart: its verdict with each network, and whether they differ.
+
+    Verdicts are the ledger's: one resting on an unconverged model is provisional, and decides nothing here either.
+    """
     rows = []
     for claim in claim_list:
         if claim.article not in counterparts:
             continue
-        article = claim.evaluate(profiles[claim.article])
-        mlp = claim.evaluate(profiles[counterparts[claim.article]])
-        rows.append([claim.article, claim.says, article.verdict, article.numbers, mlp.verdict, mlp.numbers,
-                     architecture_decides(article, mlp)])
+        article = assess(claim, profiles[claim.article], max_seeds=max_seeds)
+        mlp = assess(claim, profiles[counterparts[claim.article]], max_seeds=max_seeds)
+        stated = [Outcome(a.verdict, a.outcome.numbers) for a in (article, mlp)]
+        rows.append([claim.article, claim.says, stated[0].verdict, stated[0].numbers, stated[1].verdict,
+                     stated[1].numbers, architecture_decides(*stated)])
     return Table(header=["article", "claim", "verdict with the article's networks", "numbers (article's networks)",
                          "verdict with the study's MLP", "numbers (MLP)", "does the architecture decide it?"],
                  rows=rows, label_columns=7, css_class="ledger")
@@ -198,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
             Paragraph(f"Profiles that differ from their article's only in the network ({pairs}): the same data, "
                       "likelihood, training and seeds, with the study's MLP in place of the networks the article "
                       "used. A claim that holds with one and not with the other is decided by the architecture."),
-            architecture_table(claims(real_confidence=real_confidence), profiles, counterparts),
+            architecture_table(claims(real_confidence=real_confidence), profiles, counterparts,
+                               max_seeds=study_params.claims.max_seeds),
         ]
     for name in names:
         blocks += profile_blocks(name, args.profiles / f"{name}.yaml", profiles[name], columns,

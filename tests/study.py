@@ -100,8 +100,14 @@ def make_workspace(root: Path, params: dict) -> Path:
     return root
 
 
+# Outputs dvc.yaml declares `cache: false`: the study's results, which live in Git, not in DVC's cache.
+COMMITTED_RESULTS = ("metrics", "history", "reports/report.md", "reports/figures", "reports/compare",
+                     "reports/timings.md")
+
+
 def commit_lock(root: Path, message: str = "dvc.lock") -> None:
-    git("add", "dvc.lock", cwd=root)
+    """Commit dvc.lock and the results that Git, not DVC's cache, holds (as a user commits a study)."""
+    git("add", "dvc.lock", *[name for name in COMMITTED_RESULTS if (root / name).exists()], cwd=root)
     git("commit", "-qm", message, cwd=root)
 
 

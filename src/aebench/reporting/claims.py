@@ -354,16 +354,16 @@ def architecture_decides(article: Outcome, mlp: Outcome) -> str:
     """Whether a claim's verdict changes when the study's MLP replaces the article's networks.
 
     "yes" when it holds with one and does not hold with the other; "no" when both give the same
-    verdict; "unclear" when one is inconclusive and the other is not; "not measured" when either is.
+    verdict; "unclear" when they differ but one is inconclusive or provisional; "not measured" when either is.
     """
     verdicts = (article.verdict, mlp.verdict)
     if NOT_MEASURED in verdicts:
         return NOT_MEASURED
     if article.verdict == mlp.verdict:
         return f"no: {article.verdict} with both"
-    if INCONCLUSIVE in verdicts:
-        return f"unclear: {article.verdict} with the article's networks, {mlp.verdict} with the MLP"
-    return f"yes: {article.verdict} with the article's networks, {mlp.verdict} with the MLP"
+    both = f"{article.verdict} with the article's networks, {mlp.verdict} with the MLP"
+    # Only two decided verdicts can disagree: an inconclusive or provisional one decides nothing.
+    return f"yes: {both}" if set(verdicts) == {HOLDS, FAILS} else f"unclear: {both}"
 
 
 def claims(*, real_confidence: dict[str, float]) -> tuple[Claim, ...]:
