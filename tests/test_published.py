@@ -89,6 +89,7 @@ def test_the_report_is_there_and_every_figure_it_links_is_committed(clone):
 def test_the_committed_results_are_small_enough_to_keep_in_git(clone):
     paths = [clone / name for name in COMMITTED_RESULTS]
     files = [p for p in paths if p.is_file()] + [f for p in paths if p.is_dir() for f in p.rglob("*") if f.is_file()]
+    assert {p.relative_to(clone).as_posix() for p in paths if p.exists()} == set(COMMITTED_RESULTS)
     size = sum(path.stat().st_size for path in files)
     assert size < SIZE_LIMIT_BYTES, f"{size / 1e6:.1f} MB of committed results"
 
