@@ -193,16 +193,7 @@ def real_ball_hits(
     The same balls and the same exact decisions as `precision_recall` (precision is the share of
     `per_generated > 0`); density and coverage (`density_coverage`) are read from these counts.
     """
-    real = _checked_features(real, "real")
-    generated = _checked_features(generated, "generated")
-    if real.shape[1] != generated.shape[1]:
-        raise ValueError(f"mismatched feature sizes: real {real.shape}, generated {generated.shape}")
-    _check_k(k, len(real), "real")
-    _check_batch(batch)
-    if real_sq_radii is None:
-        real_sq_radii = _knn_sq_radii(real, k=k, batch=batch)  # (N,)
-    elif np.shape(real_sq_radii) != (len(real),):
-        raise ValueError(f"real_sq_radii: need one radius per real feature ({len(real)}), got {np.shape(real_sq_radii)}")
+    real, generated, real_sq_radii = _real_balls(real, generated, k=k, batch=batch, real_sq_radii=real_sq_radii)
     mean = real.mean(axis=0)
     real_centred, generated_centred = real - mean, generated - mean
     real_norms, generated_norms = _squared_norms(real_centred), _squared_norms(generated_centred)
@@ -222,6 +213,23 @@ def real_ball_hits(
     return RealBallHits(per_generated=per_generated, per_real=per_real)
 
 
+def _real_balls(
+    real: np.ndarray, generated: np.ndarray, *, k: int, batch: int, real_sq_radii: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked features of both sets and the real k-NN balls' squared radii (computed unless given)."""
+    real = _checked_features(real, "real")
+    generated = _checked_features(generated, "generated")
+    if real.shape[1] != generated.shape[1]:
+        raise ValueError(f"mismatched feature sizes: real {real.shape}, generated {generated.shape}")
+    _check_k(k, len(real), "real")
+    _check_batch(batch)
+    if real_sq_radii is None:
+        real_sq_radii = _knn_sq_radii(real, k=k, batch=batch)  # (N,)
+    elif np.shape(real_sq_radii) != (len(real),):
+        raise ValueError(f"real_sq_radii: need one radius per real feature ({len(real)}), got {np.shape(real_sq_radii)}")
+    return real, generated, real_sq_radii
+
+
 def precision_recall(
     real: np.ndarray, generated: np.ndarray, *, k: int = DEFAULT_K, batch: int = DEFAULT_BATCH,
     real_sq_radii: np.ndarray | None = None,
@@ -231,17 +239,8 @@ def precision_recall(
     real_sq_radii: `knn_squared_radii(real, k=k)` when it is already known (the real balls do not
     depend on the samples); computed here otherwise.
     """
-    real = _checked_features(real, "real")
-    generated = _checked_features(generated, "generated")
-    if real.shape[1] != generated.shape[1]:
-        raise ValueError(f"mismatched feature sizes: real {real.shape}, generated {generated.shape}")
-    _check_k(k, len(real), "real")
-    _check_k(k, len(generated), "generated")
-    _check_batch(batch)
-    if real_sq_radii is None:
-        real_sq_radii = _knn_sq_radii(real, k=k, batch=batch)  # (N,)
-    elif np.shape(real_sq_radii) != (len(real),):
-        raise ValueError(f"real_sq_radii: need one radius per real feature ({len(real)}), got {np.shape(real_sq_radii)}")
+    _check_k(k, len(_checked_features(generated, "generated")), "generated")
+    real, generated, real_sq_radii = _real_balls(real, generated, k=k, batch=batch, real_sq_radii=real_sq_radii)
     generated_sq_radii = _knn_sq_radii(generated, k=k, batch=batch)  # (M,)
 
     mean = real.mean(axis=0)
