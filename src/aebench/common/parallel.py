@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Generic, TypeVar
 
@@ -47,6 +47,7 @@ STOPPED_EXIT = 128 + signal.SIGTERM  # how a worker told to stop exits, idle or 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_POLL_S = 0.5  # where there is no parent-death signal, how often a worker checks its parent
+WORKER_WATCH_S = 0.5  # how often the stage checks its workers while it waits for a job
 
 
 class WorkerLost(AebenchError):
@@ -245,16 +246,23 @@ class Jobs(Generic[Job, Result]):
             for job in self._jobs:
                 yield job, self._task(job)
             return
-        for future in as_completed(self._futures):
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                raise self._lost() from None
-            yield self._jobs[self._futures[future]], result
+        pending = set(self._futures)
+        while pending:
+            done, pending = wait(pending, timeout=WORKER_WATCH_S, return_when=FIRST_COMPLETED)
+            # The stage watches its workers itself: Python 3.11's pool can miss a worker's death (it wakes its
+            # watcher before it spawns the worker, so the watcher may wait without that worker's sentinel).
+            # No worker exits while jobs are pending, so any exit is a lost worker.
+            if not done and any(worker.exitcode is not None for worker in self._workers):
+                raise self._lost()
+            for future in sorted(done, key=self._futures.__getitem__):
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise self._lost() from None
+                yield self._jobs[self._futures[future]], result
 
     def _lost(self) -> WorkerLost:
         """The error for a pool broken by a worker's death: which job it ran, and how it died."""
-        wait(self._futures, timeout=STOP_GRACE_S)  # the pool fails every unfinished job
         deadline = time.monotonic() + STOP_GRACE_S
         dead = [worker for worker in self._workers if worker.exitcode is not None]
         while not dead and time.monotonic() < deadline:
@@ -264,7 +272,7 @@ class Jobs(Generic[Job, Result]):
             return WorkerLost("a worker process died; the stage stopped")
         # The pool then stops the other workers (they exit STOPPED_EXIT): the one that died otherwise is the cause.
         worker = min(dead, key=lambda worker: (worker.exitcode == STOPPED_EXIT, worker.exitcode >= 0))
-        unfinished = [index for future, index in self._futures.items() if future.done() and future.exception()]
+        unfinished = [index for future, index in self._futures.items() if not future.done() or future.exception()]
         running = [index for index in unfinished if self._started[index] == worker.pid]
         what = "a worker process running no job"
         if running:  # the one it took last: it had finished the others
