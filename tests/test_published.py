@@ -105,7 +105,9 @@ def test_the_clone_is_the_committed_study_and_nothing_is_stale(clone):
             if not isinstance(entry, dict):
                 stale[stage] = entry
                 continue
-            if entry.get("changed deps") or entry.get("changed command"):
+            # A dependency that is another stage's cached output (the prepared data, a checkpoint) is merely absent.
+            changed_deps = {path: why for path, why in entry.get("changed deps", {}).items() if why != "deleted"}
+            if changed_deps or entry.get("changed command"):
                 stale[stage] = entry
             modified = {path: why for path, why in entry.get("changed outs", {}).items() if why != "deleted"}
             if modified:
