@@ -1,4 +1,4 @@
-"""The per-model figures: one `ModelFigure` per figure, holding its file, title, caption and drawer.
+"""The per-model figures: one `FigureSpec` per figure, holding its file, title, caption and drawer.
 
 `MODEL_FIGURES` is the registry, in report order. An entry says
 
@@ -42,6 +42,7 @@ from aebench.evaluation.metrics import SAMPLE_SOURCES
 from aebench.reporting.labels import class_names, model_label, variant_label
 from aebench.reporting.plotting import (
     INACTIVE_COLOR,
+    FigureSpec,
     PALETTE,
     PIXEL_SCALE,
     TILE_GAP,
@@ -93,33 +94,11 @@ class FigureInputs:
         return self.results.key
 
 
-def _always(key: ModelKey) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class ModelFigure:
-    name: str  # file stem: <name>.png
-    title: str
-    caption: Callable[[ModelResults, Params], str]  # the model's results -> text quoting their numbers
-    draw: Callable[[FigureInputs], Figure]
-    applies: Callable[[ModelKey], bool] = _always
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}.png"
-
-
 # ---------------------------------------------------------------- shared pieces
 
 
-def model_title(key: ModelKey) -> str:
-    """`VAE-30 on MNIST`: how figure titles name a model."""
-    return model_label(key, on_dataset=True)
-
-
 def _heading(inputs: FigureInputs, what: str) -> str:
-    return f"{model_title(inputs.key)}, seed {inputs.results.first.seed}: {what}"
+    return f"{model_label(inputs.key, on_dataset=True)}, seed {inputs.results.first.seed}: {what}"
 
 
 def _and(items: list) -> str:
@@ -219,7 +198,7 @@ def draw_loss_curves(inputs: FigureInputs) -> Figure:
     if len(results.replicates) > 1:
         handles.append(Line2D([], [], color="0.4", linewidth=0.8, label=_seeds(results.seeds[1:])))
     axes[-1].legend(handles=handles, fontsize=8, loc="best")
-    fig.suptitle(f"{model_title(inputs.key)}: loss terms per epoch, {_seeds(results.seeds)} "
+    fig.suptitle(f"{model_label(inputs.key, on_dataset=True)}: loss terms per epoch, {_seeds(results.seeds)} "
                  f"(seed {results.first.seed} bold)", fontsize=11)
     fig.tight_layout()
     return fig
@@ -506,7 +485,7 @@ def draw_unit_death(inputs: FigureInputs) -> Figure:
     bar = fig.colorbar(image, ax=list(axes), fraction=0.04, pad=0.02)
     bar.set_label("log10 validation A_u")
     bar.ax.axhline(math.log10(threshold) if threshold > 0 else low, color="white", linewidth=1.5)
-    fig.suptitle(f"{model_title(inputs.key)}: validation activity per dimension over training", fontsize=11)
+    fig.suptitle(f"{model_label(inputs.key, on_dataset=True)}: validation activity per dimension over training", fontsize=11)
     return fig
 
 
@@ -703,32 +682,32 @@ def draw_interpolation(inputs: FigureInputs) -> Figure:
 # ---------------------------------------------------------------- the registry
 
 # In report order.
-MODEL_FIGURES: tuple[ModelFigure, ...] = (
-    ModelFigure("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
-    ModelFigure("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
-    ModelFigure("samples", "Samples from the prior", samples_caption, draw_samples),
-    ModelFigure("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
+MODEL_FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
+    FigureSpec("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
+    FigureSpec("samples", "Samples from the prior", samples_caption, draw_samples),
+    FigureSpec("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
                 _expost_drawer("gaussian")),
-    ModelFigure("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _expost_drawer("gmm")),
-    ModelFigure("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
-    ModelFigure("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
+    FigureSpec("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _expost_drawer("gmm")),
+    FigureSpec("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
+    FigureSpec("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
                 draw_activity_bars),
-    ModelFigure("activity_heatmap", "Posterior means, images x dimensions", activity_heatmap_caption,
+    FigureSpec("activity_heatmap", "Posterior means, images x dimensions", activity_heatmap_caption,
                 draw_activity_heatmap),
-    ModelFigure("unit_death", "Unit death over training", unit_death_caption, draw_unit_death),
-    ModelFigure("latent_map", "Latent map", latent_map_caption, draw_latent_map),
-    ModelFigure("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map, _more_than_two_dimensions),
-    ModelFigure("manifold", "Decoded manifold", manifold_caption, draw_manifold, _two_dimensional),
-    ModelFigure("interpolation", "Interpolation", interpolation_caption, draw_interpolation),
+    FigureSpec("unit_death", "Unit death over training", unit_death_caption, draw_unit_death),
+    FigureSpec("latent_map", "Latent map", latent_map_caption, draw_latent_map),
+    FigureSpec("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map, _more_than_two_dimensions),
+    FigureSpec("manifold", "Decoded manifold", manifold_caption, draw_manifold, _two_dimensional),
+    FigureSpec("interpolation", "Interpolation", interpolation_caption, draw_interpolation),
 )
 
 
-def figures_for(key: ModelKey) -> list[ModelFigure]:
+def figures_for(key: ModelKey) -> list[FigureSpec]:
     """The figures drawn for this model, in report order."""
     return [figure for figure in MODEL_FIGURES if figure.applies(key)]
 
 
-def figure_path(root: str | Path, key: ModelKey, figure: ModelFigure) -> Path:
+def figure_path(root: str | Path, key: ModelKey, figure: FigureSpec) -> Path:
     """`<root>/<dataset>/<variant>/latent-<D>/<name>.png`."""
     return key.folder(root) / figure.filename
 
