@@ -224,7 +224,8 @@ def emae_samples(setup: Setup) -> Outcome:
     varied = _all_or_none([e > 0.9 for e in vae.values("samples.prior.class_entropy")])
     verdict = _combined(mostly_zero, varied)
     tops = ", ".join(f"'{names[t]}'" for t in top)
-    numbers = (_parts(EM_AE=mostly_zero, VAE=varied) + f"{model_label(emae.key)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
+    numbers = (_parts(EM_AE=mostly_zero, VAE=varied)
+               + f"{model_label(emae.key)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
                f"{model_label(vae.key)} class entropy {_spread(vae.values('samples.prior.class_entropy'))}")
     return Outcome(verdict, numbers, setup.model_figure(emae, "samples"))
 
@@ -237,7 +238,9 @@ def emae_split(setup: Setup) -> Outcome:
     emae_splits = [activity_split(r.latent.activity) for r in emae.replicates]
     vae_splits_dims = _all_or_none([s.low_dims >= 1 and s.largest_log_gap >= 1.0 for s in vae_splits])
     emae_spreads = _all_or_none([s.low_dims == 0 and s.largest_log_gap < 1.0 for s in emae_splits])
-    numbers = (_parts(VAE=vae_splits_dims, EM_AE=emae_spreads) + f"{model_label(vae.key)}: dims below 1% of the largest A_u {_spread([s.low_dims for s in vae_splits], 1)}, "
+    numbers = (_parts(VAE=vae_splits_dims, EM_AE=emae_spreads)
+               + f"{model_label(vae.key)}: dims below 1% of the largest A_u "
+               f"{_spread([s.low_dims for s in vae_splits], 1)}, "
                f"largest gap {_spread([s.largest_log_gap for s in vae_splits], 2)} decades; "
                f"{model_label(emae.key)}: {_spread([s.low_dims for s in emae_splits], 1)} dims, "
                f"gap {_spread([s.largest_log_gap for s in emae_splits], 2)} decades")
@@ -274,7 +277,8 @@ def interpolation_classes(setup: Setup) -> Outcome:
         return Outcome(NOT_MEASURED, "needs a 2-D and a larger VAE on MNIST")
     fewer, interval = _directional(large.values("interpolation.classes_between"),
                                    small.values("interpolation.classes_between"))
-    numbers = (f"classes between the ends: {model_label(small.key)} {_spread(small.values('interpolation.classes_between'), 1)}, "
+    numbers = (f"classes between the ends: {model_label(small.key)} "
+               f"{_spread(small.values('interpolation.classes_between'), 1)}, "
                f"{model_label(large.key)} {_spread(large.values('interpolation.classes_between'), 1)}; "
                f"2-D − {large.key.latent_dim}-D {interval}")
     return Outcome(fewer, numbers, setup.model_figure(small, "interpolation"))
@@ -310,7 +314,8 @@ def no_overfitting(setup: Setup) -> Outcome:
         gap = (val[-1] - history["train_loss"].to_numpy()[-1]) / abs(history["train_loss"].to_numpy()[-1])
         falling.append(bool(val[-1] <= val.min() * 1.001) and gap < OVERFIT_GAP)
         gaps.append(gap)
-    numbers = (f"{model_label(ae.key)}: last-epoch (val − train) / train {_spread(gaps, 2, 100)} %; validation loss at "
+    numbers = (f"{model_label(ae.key)}: last-epoch (val − train) / train {_spread(gaps, 2, 100)} %; "
+               "validation loss at "
                f"its minimum in the last epoch in {sum(falling)} of {len(falling)} seeds "
                f"({len(ae.first.history)} epochs)")
     return Outcome(_all_or_none(falling), numbers, setup.model_figure(ae, "loss_curves"))

@@ -43,7 +43,7 @@ from aebench.evaluation.metrics import DETERMINISTIC_NOTE
 from aebench.evaluation.activity import active_units_curve, default_thresholds
 from aebench.evaluation.usage_split import usage_shares
 from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn
-from aebench.reporting.labels import dataset_label, model_label, variant_label
+from aebench.reporting.labels import dataset_label, joined, model_label, variant_label
 from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, FigureSpec, log_floor, new_figure, save_png, theme
 from aebench.reporting.results import ModelResults, ReplicateResult
 
@@ -148,11 +148,6 @@ def panel_grid(kind: str, count: int, *, sharey: bool = False,
     return fig, list(axes[:count])
 
 
-def _names(labels: list[str]) -> str:
-    """Labels joined as prose: "AE, VAE and EM-AE"."""
-    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
-
-
 def _spread(values: list[float]) -> str:
     """One seed's value, or the range over seeds: "12" or "11-13"."""
     low, high = min(values), max(values)
@@ -227,11 +222,11 @@ def metrics_caption(results: list[ModelResults], context: CompareContext) -> str
     labels = [variant_label(v) for v in _variants(results)]
     seeds = ", ".join(map(str, context.seeds))
     deterministic = list(dict.fromkeys(variant_label(m.key.variant) for m in results if not m.stochastic))
-    text = (f"Test-set metrics of {_names(labels)} on {dataset_label(dataset)}, one bar per latent size "
+    text = (f"Test-set metrics of {joined(labels)} on {dataset_label(dataset)}, one bar per latent size "
             f"(D = {', '.join(map(str, _sizes(results)))}) at the mean over the {len(context.seeds)} seeds "
             f"({seeds}), each seed's value a dot.")
     if deterministic:
-        text += f" n/a for {_names(deterministic)}: {DETERMINISTIC_NOTE}."
+        text += f" n/a for {joined(deterministic)}: {DETERMINISTIC_NOTE}."
     dropped = [c.name for c in COLUMNS if c not in metric_columns(context)]
     if dropped:
         text += (" Left out because their metric failed to rank controlled degradations of the test images "
@@ -527,7 +522,7 @@ def rate_distortion_figure(results: list[ModelResults], context: CompareContext)
 def rate_distortion_caption(results: list[ModelResults], context: CompareContext) -> str:
     points = _rate_distortion_points(results)
     deterministic = list(dict.fromkeys(variant_label(m.key.variant) for m in results if not m.stochastic))
-    absent = (f" {_names(deterministic)} {'is' if len(deterministic) == 1 else 'are'} absent: {DETERMINISTIC_NOTE}."
+    absent = (f" {joined(deterministic)} {'is' if len(deterministic) == 1 else 'are'} absent: {DETERMINISTIC_NOTE}."
               if deterministic else "")
     if points.empty:
         return f"No stochastic variant on {dataset_label(_dataset(results))}.{absent}"

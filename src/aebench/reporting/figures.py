@@ -39,7 +39,7 @@ from aebench.common.config import Params
 from aebench.common.errors import AebenchError
 from aebench.common.layout import ModelKey, Replicate
 from aebench.evaluation.metrics import SAMPLE_SOURCES
-from aebench.reporting.labels import class_names, model_label, variant_label
+from aebench.reporting.labels import class_names, joined, model_label, variant_label
 from aebench.reporting.plotting import (
     INACTIVE_COLOR,
     FigureSpec,
@@ -101,21 +101,15 @@ def _heading(inputs: FigureInputs, what: str) -> str:
     return f"{model_label(inputs.key, on_dataset=True)}, seed {inputs.results.first.seed}: {what}"
 
 
-def _and(items: list) -> str:
-    """"0", "0 and 1", "0, 1 and 2"."""
-    words = [str(item) for item in items]
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
 def _seeds(seeds: list[int]) -> str:
     """"seed 0", "seeds 1 and 2"."""
-    return f"seed{'s' if len(seeds) > 1 else ''} {_and(seeds)}"
+    return f"seed{'s' if len(seeds) > 1 else ''} {joined(seeds)}"
 
 
 def _per_seed(results: ModelResults, values: list, digits: int | None = None) -> str:
     """"282.80, 277.67 and 279.20 for seeds 0, 1 and 2", or "282.80 for seed 0"."""
     shown = [f"{v:,.{digits}f}" if digits is not None else str(v) for v in values]
-    return f"{_and(shown)} for {_seeds(results.seeds)}"
+    return f"{joined(shown)} for {_seeds(results.seeds)}"
 
 
 def _pct(fraction: float) -> str:
@@ -168,7 +162,7 @@ def loss_curves_caption(results: ModelResults, params: Params) -> str:
     finals = [float(r.history["val_loss"].iloc[-1]) for r in results.replicates]
     drawn = f"seed {first.seed} bold" + (f", {_seeds(others)} thin" if others else "")
     return (f"Each term of the {variant_label(results.key.variant)} objective ({first.value('objective')}; terms "
-            f"{_and(loss_terms(history))}) per epoch, in nats/image: training (mean over the epoch's batches) and "
+            f"{joined(loss_terms(history))}) per epoch, in nats/image: training (mean over the epoch's batches) and "
             f"validation (after the epoch); {drawn}, so the spread over seeds shows. Validation loss at epoch "
             f"{last}: {_per_seed(results, finals, 2)}.")
 
@@ -447,7 +441,7 @@ def unit_death_caption(results: ModelResults, params: Params) -> str:
     alive = [int(_alive_at_end(r).sum()) for r in results.replicates]
     return (f"A_u on the validation split (variance of the {_code_name(results)} over the validation images) of each "
             f"of the {results.key.latent_dim} dimensions (rows) after each epoch (columns), log10 colour scale "
-            f"shared by the panels; one panel per seed ({_and(results.seeds)}). A row that fades is a dimension whose "
+            f"shared by the panels; one panel per seed ({joined(results.seeds)}). A row that fades is a dimension whose "
             f"activity dies during training. Triangles mark the dimensions above the threshold "
             f"{_threshold(first, 'latent.au_threshold'):g} after the last epoch ({epochs}): "
             f"{_per_seed(results, alive)}. Active units on the test split, as the metrics count them: "
@@ -485,7 +479,8 @@ def draw_unit_death(inputs: FigureInputs) -> Figure:
     bar = fig.colorbar(image, ax=list(axes), fraction=0.04, pad=0.02)
     bar.set_label("log10 validation A_u")
     bar.ax.axhline(math.log10(threshold) if threshold > 0 else low, color="white", linewidth=1.5)
-    fig.suptitle(f"{model_label(inputs.key, on_dataset=True)}: validation activity per dimension over training", fontsize=11)
+    fig.suptitle(f"{model_label(inputs.key, on_dataset=True)}: validation activity per dimension over training",
+                 fontsize=11)
     return fig
 
 
