@@ -19,23 +19,10 @@ from pathlib import Path
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params, read_yaml
 from aebench.common.files import atomic_path, check_writable
-from aebench.reporting.claims import Outcome, Setup, architecture_decides, assess, claims
-from aebench.reporting.findings import comparison_table, findings
-from aebench.reporting.labels import model_label
-from aebench.reporting.render import (
-    Block,
-    Bullets,
-    Code,
-    Figure,
-    Heading,
-    Paragraph,
-    Table,
-    figure_link,
-    render_html,
-    render_markdown,
-)
-from aebench.reporting.report import reported_columns
-from aebench.reporting.results import ModelResults, Roots, load_classifier_metrics, load_results
+from aebench.reporting.claims import Setup, claims
+from aebench.reporting.render import Block, Heading, Paragraph, render_html, render_markdown
+from aebench.reporting.report import architecture_table, profile_section, profiles_ledger, reported_columns
+from aebench.reporting.results import Roots, load_classifier_metrics, load_results
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,96 +54,10 @@ def mlp_counterparts(args: argparse.Namespace, names: list[str]) -> dict[str, st
     return {article: mlp for article, mlp in pairs.items() if article in names and mlp in names}
 
 
-def stated_setup(params_file: Path) -> str:
-    """The profile file's header: what the article states, and what was assumed where it is silent."""
-    lines = []
-    for line in params_file.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.lstrip("# ").rstrip())
-    return " ".join(lines)
-
-
-def ledger(claim_list, profiles: dict[str, Setup], study: Setup, *, max_seeds: int) -> Table:
-    rows = []
-    for claim in claim_list:
-        cells = [claim.article, claim.says, claim.measure]
-        for setup in (profiles.get(claim.article), study):
-            if setup is None:
-                cells += ["not measured", "no profile"]
-                continue
-            assessment = assess(claim, setup, max_seeds=max_seeds)
-            outcome = assessment.outcome
-            link = f" ({figure_link('figure', outcome.figure)})" if outcome.figure is not None else ""
-            note = f" [{assessment.note()}]" if assessment.note() else ""
-            cells += [assessment.verdict, outcome.numbers + note + link]
-        rows.append(cells)
-    return Table(header=["article", "claim", "decided by", "verdict in the article's profile", "numbers (profile)",
-                         "verdict in the default study", "numbers (study)"], rows=rows, label_columns=7,
-                 css_class="ledger")
-
-
-def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dict[str, str], *,
-                       max_seeds: int) -> Table:
-    """Per claim of an article with an MLP counterpart: its verdict with each network, and whether they differ.
-
-    Verdicts are the ledger's: one resting on an unconverged model is provisional, and decides nothing here either.
-    """
-    rows = []
-    for claim in claim_list:
-        if claim.article not in counterparts:
-            continue
-        article = assess(claim, profiles[claim.article], max_seeds=max_seeds)
-        mlp = assess(claim, profiles[counterparts[claim.article]], max_seeds=max_seeds)
-        stated = [Outcome(a.verdict, a.outcome.numbers) for a in (article, mlp)]
-        rows.append([claim.article, claim.says, stated[0].verdict, stated[0].numbers, stated[1].verdict,
-                     stated[1].numbers, architecture_decides(*stated)])
-    return Table(header=["article", "claim", "verdict with the article's networks", "numbers (article's networks)",
-                         "verdict with the study's MLP", "numbers (MLP)", "does the architecture decide it?"],
-                 rows=rows, label_columns=7, css_class="ledger")
-
-
-def convergence_line(setup: Setup) -> str:
-    """Whether every model of a profile passed its convergence test, and which did not."""
-    failed = [f"{model_label(m.key)} seed {seed}" for m in setup.results
-              for seed in m.unconverged_seeds]
-    total = sum(len(m.replicates) for m in setup.results)
-    if not failed:
-        return f"Convergence: all {total} models of this profile pass the convergence test."
-    return (f"Convergence: PROVISIONAL, {len(failed)} of {total} models fail the convergence test "
-            f"({', '.join(failed)}); this profile's numbers and verdicts may still move with training.")
-
-
-def profile_blocks(name: str, params_file: Path, setup: Setup, columns, figures_root: Path) -> list[Block]:
-    from aebench.reporting.figures import figure_path, figures_for
-
+def load_setup(name: str, params_file: Path, roots: Roots, figures: Path, compare: Path) -> Setup:
     params = load_params(params_file)
-    header, rows = comparison_table(setup.results, columns)
-    blocks: list[Block] = [
-        Heading(f"Profile {name}", 2),
-        Paragraph(stated_setup(params_file)),
-        Paragraph(convergence_line(setup)),
-        Code(f"{params_file}: datasets {list(params.datasets)}, variants {list(params.variants)}, latent sizes "
-             f"{list(params.latent_dims)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, batch "
-             f"{params.train.batch_size}, lr {params.train.lr:g}, network {params.network.arch} "
-             f"{list(params.network.hidden)}, likelihood {params.likelihood.name}, binarize {params.data.binarize}"),
-        Table(header=header, rows=rows, label_columns=4, css_class="comparison"),
-    ]
-    for section in findings(setup.results, columns):
-        blocks += [Heading(section.title, 3), Bullets(section.sentences)]
-    for results in setup.results:
-        blocks.append(Heading(model_label(results.key, on_dataset=True), 4))
-        for figure in figures_for(results.key):
-            path = figure_path(figures_root, results.key, figure)
-            blocks.append(Figure(path=path, png=path.read_bytes(), caption=f"{figure.title}. "
-                                 f"{figure.caption(results, params)}", alt=f"{figure.title}, {name}"))
-    return blocks
-
-
-def load_setup(name: str, params_file: Path, roots: Roots, figures: Path, compare: Path) -> tuple[Setup, list[ModelResults]]:
-    params = load_params(params_file)
-    results = load_results(params, roots)
-    return Setup(name=name, results=results, figures=figures, compare=compare, binarize=params.data.binarize), results
+    return Setup(name=name, results=load_results(params, roots), figures=figures, compare=compare,
+                 binarize=params.data.binarize)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -164,13 +65,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     names = profile_names(args)
     study_params = load_params(args.study_params)
-    study, _ = load_setup("default study", args.study_params,
+    study = load_setup("default study", args.study_params,
                           Roots(metrics=args.study_metrics, history=args.study_history, latent=args.study_latent),
                           args.study_figures, args.study_compare)
     profiles = {}
     for name in names:
         out = args.outputs / name
-        profiles[name], _ = load_setup(name, args.profiles / f"{name}.yaml",
+        profiles[name] = load_setup(name, args.profiles / f"{name}.yaml",
                                        Roots(metrics=out / "metrics", history=out / "history", latent=out / "latent"),
                                        out / "figures", out / "compare")
     datasets = sorted({r.key.dataset for s in (study, *profiles.values()) for r in s.results})
@@ -193,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"to claims.max_seeds = {study_params.claims.max_seeds}). Numbers are mean ± sd over "
                   "seeds, read from the metrics and history files."),
         Heading("Claims ledger", 2),
-        ledger(claims(real_confidence=real_confidence), profiles, study, max_seeds=study_params.claims.max_seeds),
+        profiles_ledger(claims(real_confidence=real_confidence), profiles, study, max_seeds=study_params.claims.max_seeds),
     ]
     counterparts = mlp_counterparts(args, names)
     if counterparts:
@@ -207,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                                max_seeds=study_params.claims.max_seeds),
         ]
     for name in names:
-        blocks += profile_blocks(name, args.profiles / f"{name}.yaml", profiles[name], columns,
-                                 args.outputs / name / "figures")
+        blocks += profile_section(profiles[name], args.profiles / f"{name}.yaml", columns)
     with atomic_path(args.markdown) as md_tmp, atomic_path(args.html) as html_tmp:
         md_tmp.write_text(render_markdown(blocks, markdown_path=args.markdown))
         html = render_html(blocks, title="aebench: the source articles' claims", html_path=args.html)

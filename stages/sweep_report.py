@@ -21,10 +21,8 @@ from aebench.common.config import load_params
 from aebench.common.errors import AebenchError
 from aebench.common.files import atomic_path, check_writable, workspace_of
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
-from aebench.reporting.compare import against_weight, rate_distortion_plane
-from aebench.reporting.plotting import save_png, theme
 from aebench.reporting.render import render_html, render_markdown
-from aebench.reporting.sweep import QUALITY, USAGE, experiments_frame, metrics_frame, read_exp_show, sweep_report
+from aebench.reporting.sweep import draw_sweep_figures, experiments_frame, metrics_frame, read_exp_show, sweep_report
 from aebench.reporting.sweep_run import log_sweep
 
 
@@ -37,27 +35,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, required=True)
     parser.add_argument("--html", type=Path, required=True)
     return parser.parse_args(argv)
-
-
-FIGURES = (
-    ("rate_distortion", "Rate-distortion plane",
-     "One point per grid point and seed (x: rate R, y: distortion D, nats/image); the dashed lines are -ELBO = D + R "
-     "isolines; the beta line and the gamma line join their means. The AE has no rate and is absent.",
-     lambda frame: rate_distortion_plane(frame)),
-    ("usage_vs_beta", "Latent usage against beta (gamma = 1)",
-     "Active units at the configured threshold, used units (decoder usage share) and effective dimensions, every "
-     "seed as a dot and the mean as a line; the AE as a horizontal reference.",
-     lambda frame: against_weight(frame, list(USAGE), weight="beta")),
-    ("usage_vs_gamma", "Latent usage against gamma (beta = 1)",
-     "As above along gamma: gamma = 0 is the EM-AE, gamma = 1 the VAE.",
-     lambda frame: against_weight(frame, list(USAGE), weight="gamma")),
-    ("quality_vs_beta", "IW NLL and probe accuracy against beta (gamma = 1)",
-     "Importance-weighted NLL (nats/image) and the linear probe's test accuracy, every seed and the mean.",
-     lambda frame: against_weight(frame, list(QUALITY), weight="beta")),
-    ("quality_vs_gamma", "IW NLL and probe accuracy against gamma (beta = 1)",
-     "As above along gamma.",
-     lambda frame: against_weight(frame, list(QUALITY), weight="gamma")),
-)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,12 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.figures) as figures_tmp, atomic_path(args.markdown) as md_tmp, \
             atomic_path(args.html) as html_tmp:
         figures_tmp.mkdir(parents=True)
-        drawn = []
-        with theme():
-            for name, title, caption, draw in FIGURES:
-                path = figures_tmp / f"{name}.png"
-                save_png(draw(frame), path)
-                drawn.append((title, caption, args.figures / path.name, path.read_bytes()))
+        drawn = [(spec, args.figures / path.name, path.read_bytes())
+                 for spec, path in draw_sweep_figures(frame, figures_tmp)]
         blocks = sweep_report(frame, figures=drawn, au_threshold=params.evaluate.au_threshold, source=source)
         markdown = render_markdown(blocks, markdown_path=args.markdown)
         html = render_html(blocks, title="aebench sweep: the KL continuum", html_path=args.html)

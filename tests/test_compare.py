@@ -26,12 +26,12 @@ from aebench.reporting.compare import (
     HEADER_PX,
     PANEL_PX,
     CompareContext,
-    against_weight,
     draw_comparison_figures,
-    rate_distortion_plane,
 )
+from aebench.reporting.labels import variant_label
 from aebench.reporting.plotting import theme
 from aebench.reporting.results import LatentArrays, ModelResults, ReplicateResult
+from aebench.reporting.sweep import against_weight, rate_distortion_plane
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = ("mnist", "fashion_mnist")
@@ -99,7 +99,7 @@ def study(datasets=DATASETS, **thresholds) -> list[ModelResults]:
 
 def context(*, au_threshold: float = 0.01, passed: frozenset[str] = QUALITY) -> CompareContext:
     return CompareContext(
-        au_threshold=au_threshold, usage_threshold=0.01, seeds=SEEDS, variant_labels=LABELS,
+        au_threshold=au_threshold, usage_threshold=0.01, seeds=SEEDS,
         passed_quality_metrics=passed, activity_images=MU_IMAGES,
     )
 
@@ -171,7 +171,8 @@ def test_the_context_from_params_carries_thresholds_seeds_labels_and_the_passing
                                                            params.evaluate.usage_threshold)
     assert built.seeds == tuple(params.seeds) and built.activity_images == params.figures.activity_images
     assert built.passed_quality_metrics == frozenset({"recall"})
-    assert [built.label(v) for v in ("ae", "vae", "emae", "beta_2")] == ["AE", "VAE", "EM-AE", "beta_2"]
+    # The comparison figures name variants through labels.variant_label, the one place labels are defined.
+    assert [variant_label(v) for v in ("ae", "vae", "emae", "beta_2")] == ["AE", "VAE", "EM-AE", "beta_2"]
 
 
 def test_models_whose_seeds_differ_from_the_context_are_refused(tmp_path):

@@ -30,6 +30,7 @@ from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import save_prepared
 from aebench.reporting import figures
 from aebench.reporting.figures import MODEL_FIGURES, code_side, code_tiles, figure_path, figures_for
+from aebench.reporting.plotting import FigureSpec
 from aebench.reporting.results import ReportInputError, Roots, load_results
 
 SEEDS = [0, 1]
@@ -292,7 +293,7 @@ def test_a_failure_while_drawing_leaves_the_previous_folder_untouched(study, sta
         return figures.new_figure(10, 10)
 
     # One cheap figure: the 2-D model's is written (to the temporary folder) before the 4-D one fails.
-    probe = figures.ModelFigure("probe", "Probe", lambda results, params: "", breaks_at_4)
+    probe = FigureSpec("probe", "Probe", lambda results, params: "", breaks_at_4)
     monkeypatch.setattr(figures, "MODEL_FIGURES", (probe,))
     with pytest.raises(AebenchError, match="drawing failed"):
         stage.main(stage_args(root, out, "--dataset", "mnist", "--variant", "vae"))

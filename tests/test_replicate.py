@@ -66,25 +66,25 @@ def header(path: Path) -> str:
 # ---------------------------------------------------------------- the repository's files (fast)
 
 
-def test_a_profile_with_an_unconverged_model_is_marked_provisional_and_so_are_its_verdicts(load_stage):
+def test_a_profile_with_an_unconverged_model_is_marked_provisional_and_so_are_its_verdicts():
     from report_inputs import model
 
     from aebench.reporting.claims import Setup
+    from aebench.reporting.report import convergence_line, profiles_ledger
 
-    stage = load_stage("replicate_report")
     knn = {"latent.knn_accuracy": [0.5, 0.55]}
     failing = {**knn, "convergence.converged": [True, False], "convergence.flat": [True, False]}
     profile = Setup("ae-vs-vae-2d", [model("mnist", "ae", 2, (0, 1), per_seed=knn),
                                      model("mnist", "vae", 2, (0, 1), per_seed=failing)],
                     figures=Path("f"), compare=Path("c"), binarize="dynamic")
-    assert stage.convergence_line(profile) == (
+    assert convergence_line(profile) == (
         "Convergence: PROVISIONAL, 1 of 4 models fail the convergence test (VAE-2 seed 1); this profile's "
         "numbers and verdicts may still move with training.")
     study = Setup("default study", [model("mnist", "ae", 2, (0, 1), per_seed=knn)], figures=Path("f"),
                   compare=Path("c"), binarize="dynamic")
-    assert stage.convergence_line(study) == "Convergence: all 2 models of this profile pass the convergence test."
+    assert convergence_line(study) == "Convergence: all 2 models of this profile pass the convergence test."
     separation = [c for c in claims(real_confidence={}) if c.name == "ae-vs-vae-2d-separation"]
-    row = stage.ledger(separation, {"ae-vs-vae-2d": profile}, study, max_seeds=10).rows[0]
+    row = profiles_ledger(separation, {"ae-vs-vae-2d": profile}, study, max_seeds=10).rows[0]
     assert row[3].startswith("provisional (") and "VAE-2 seed 1 failed the convergence test" in row[4]
     assert row[5] == "not measured"  # the study lacks the VAE-2
 

@@ -139,7 +139,7 @@ def assess(claim: Claim, setup: Setup, *, max_seeds: int) -> Assessment:
         _DIFFERENCES.reset(token)
     models = list({id(m): m for m in recording.read}.values())
     n = min((len(m.replicates) for m in models), default=None)
-    unconverged = tuple(f"{_label(m)} seed {seed}" for m in models for seed in m.unconverged_seeds)
+    unconverged = tuple(f"{model_label(m.key)} seed {seed}" for m in models for seed in m.unconverged_seeds)
     return Assessment(outcome=outcome, n=n, unconverged=unconverged,
                       seeds_needed=_seed_rule(outcome.verdict, differences, n=n, max_seeds=max_seeds))
 
@@ -206,10 +206,6 @@ def _spread(values: Sequence[float], digits: int = 3, scale: float = 1.0) -> str
     return f"{summary.format(digits)} (n = {summary.n})"
 
 
-def _label(results: ModelResults) -> str:
-    return model_label(results.key)
-
-
 def _missing(*models: ModelResults | None) -> bool:
     return any(m is None for m in models)
 
@@ -228,8 +224,9 @@ def emae_samples(setup: Setup) -> Outcome:
     varied = _all_or_none([e > 0.9 for e in vae.values("samples.prior.class_entropy")])
     verdict = _combined(mostly_zero, varied)
     tops = ", ".join(f"'{names[t]}'" for t in top)
-    numbers = (_parts(EM_AE=mostly_zero, VAE=varied) + f"{_label(emae)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
-               f"{_label(vae)} class entropy {_spread(vae.values('samples.prior.class_entropy'))}")
+    numbers = (_parts(EM_AE=mostly_zero, VAE=varied)
+               + f"{model_label(emae.key)} top-class share {_spread(share, 1, 100)} %, top class per seed {tops}; "
+               f"{model_label(vae.key)} class entropy {_spread(vae.values('samples.prior.class_entropy'))}")
     return Outcome(verdict, numbers, setup.model_figure(emae, "samples"))
 
 
@@ -241,9 +238,11 @@ def emae_split(setup: Setup) -> Outcome:
     emae_splits = [activity_split(r.latent.activity) for r in emae.replicates]
     vae_splits_dims = _all_or_none([s.low_dims >= 1 and s.largest_log_gap >= 1.0 for s in vae_splits])
     emae_spreads = _all_or_none([s.low_dims == 0 and s.largest_log_gap < 1.0 for s in emae_splits])
-    numbers = (_parts(VAE=vae_splits_dims, EM_AE=emae_spreads) + f"{_label(vae)}: dims below 1% of the largest A_u {_spread([s.low_dims for s in vae_splits], 1)}, "
+    numbers = (_parts(VAE=vae_splits_dims, EM_AE=emae_spreads)
+               + f"{model_label(vae.key)}: dims below 1% of the largest A_u "
+               f"{_spread([s.low_dims for s in vae_splits], 1)}, "
                f"largest gap {_spread([s.largest_log_gap for s in vae_splits], 2)} decades; "
-               f"{_label(emae)}: {_spread([s.low_dims for s in emae_splits], 1)} dims, "
+               f"{model_label(emae.key)}: {_spread([s.low_dims for s in emae_splits], 1)} dims, "
                f"gap {_spread([s.largest_log_gap for s in emae_splits], 2)} decades")
     return Outcome(_combined(vae_splits_dims, emae_spreads), numbers, setup.compare_figure("mnist", "emae_mu_lines"))
 
@@ -278,8 +277,9 @@ def interpolation_classes(setup: Setup) -> Outcome:
         return Outcome(NOT_MEASURED, "needs a 2-D and a larger VAE on MNIST")
     fewer, interval = _directional(large.values("interpolation.classes_between"),
                                    small.values("interpolation.classes_between"))
-    numbers = (f"classes between the ends: {_label(small)} {_spread(small.values('interpolation.classes_between'), 1)}, "
-               f"{_label(large)} {_spread(large.values('interpolation.classes_between'), 1)}; "
+    numbers = (f"classes between the ends: {model_label(small.key)} "
+               f"{_spread(small.values('interpolation.classes_between'), 1)}, "
+               f"{model_label(large.key)} {_spread(large.values('interpolation.classes_between'), 1)}; "
                f"2-D − {large.key.latent_dim}-D {interval}")
     return Outcome(fewer, numbers, setup.model_figure(small, "interpolation"))
 
@@ -314,7 +314,8 @@ def no_overfitting(setup: Setup) -> Outcome:
         gap = (val[-1] - history["train_loss"].to_numpy()[-1]) / abs(history["train_loss"].to_numpy()[-1])
         falling.append(bool(val[-1] <= val.min() * 1.001) and gap < OVERFIT_GAP)
         gaps.append(gap)
-    numbers = (f"{_label(ae)}: last-epoch (val − train) / train {_spread(gaps, 2, 100)} %; validation loss at "
+    numbers = (f"{model_label(ae.key)}: last-epoch (val − train) / train {_spread(gaps, 2, 100)} %; "
+               "validation loss at "
                f"its minimum in the last epoch in {sum(falling)} of {len(falling)} seeds "
                f"({len(ae.first.history)} epochs)")
     return Outcome(_all_or_none(falling), numbers, setup.model_figure(ae, "loss_curves"))
@@ -329,7 +330,7 @@ def recognisable_garments(setup: Setup, *, real_confidence: dict[str, float]) ->
         return Outcome(NOT_MEASURED, "needs a VAE on Fashion-MNIST")
     real = real_confidence["fashion_mnist"]
     ratios = [c / real for c in vae.values("samples.prior.mean_confidence")]
-    numbers = (f"classifier confidence on {_label(vae)}'s N(0, I) samples / on real test images ({real:.3f}): "
+    numbers = (f"classifier confidence on {model_label(vae.key)}'s N(0, I) samples / on real test images ({real:.3f}): "
                f"{_spread(ratios, 3)}")
     return Outcome(_all_or_none([r >= CONFIDENCE_RATIO for r in ratios]), numbers, setup.model_figure(vae, "samples"))
 

@@ -1,6 +1,6 @@
-"""Figures that put every model and every seed of a dataset side by side, and the sweep's charts.
+"""Figures that put every model and every seed of a dataset side by side.
 
-`COMPARE_FIGURES` (name -> `CompareFigure`, in report order) holds each
+`COMPARE_FIGURES` (name -> `FigureSpec`, in report order) holds each
 comparison figure's title, caption and drawer in one place;
 `draw_comparison_figures` writes `<out_dir>/<dataset>-<name>.png` for each.
 Sizes are fixed per panel (`PANEL_PX`, wrapped at `PANELS_PER_ROW`, plus
@@ -18,15 +18,14 @@ Sizes are fixed per panel (`PANEL_PX`, wrapped at `PANELS_PER_ROW`, plus
 - `rate_distortion`: the rate-distortion plane (Alemi et al. 2018) with
   -ELBO = D + R isolines.
 
-`rate_distortion_plane` and `against_weight` draw the objective-family sweep
-(beta at gamma = 1, gamma at beta = 1, an AE reference) from a tidy frame.
+`panel_grid` and `draw_isolines` are shared with the sweep's figures (`sweep`).
 No torch of its own: the report stage imports this module.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,15 +36,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import MaxNLocator
 
 from aebench.common.config import Params
-from aebench.evaluation.metrics import DETERMINISTIC_NOTE, METRICS
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE
 from aebench.evaluation.activity import active_units_curve, default_thresholds
 from aebench.evaluation.usage_split import usage_shares
-from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MISSING, MetricColumn
-from aebench.reporting.labels import dataset_label, variant_label
-from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, log_floor, new_figure, save_png, theme
+from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn
+from aebench.reporting.labels import dataset_label, joined, model_label, variant_label
+from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, FigureSpec, log_floor, new_figure, save_png, theme
 from aebench.reporting.results import ModelResults, ReplicateResult
 
 # (width, height) in pixels of one panel; a figure is panels x this plus HEADER_PX for title and legend.
@@ -79,7 +78,6 @@ class CompareContext:
     au_threshold: float  # evaluate.au_threshold: A_u above it is an active unit
     usage_threshold: float  # evaluate.usage_threshold: a usage share above it is a used unit
     seeds: tuple[int, ...]  # params seeds: every model has one replicate per seed, in this order
-    variant_labels: Mapping[str, str]  # variant -> display name ("emae" -> "EM-AE"); the variant name if absent
     # Sample-quality metrics that ranked the controlled degradations correctly (on every dataset, as the table).
     passed_quality_metrics: frozenset[str]
     activity_images: int  # figures.activity_images: test images in the posterior-mean lines
@@ -90,17 +88,9 @@ class CompareContext:
             au_threshold=params.evaluate.au_threshold,
             usage_threshold=params.evaluate.usage_threshold,
             seeds=tuple(params.seeds),
-            variant_labels={variant: variant_label(variant) for variant in params.variants},
             passed_quality_metrics=frozenset(passing_quality),
             activity_images=params.figures.activity_images,
         )
-
-    def label(self, variant: str) -> str:
-        return self.variant_labels.get(variant, variant)
-
-    def model_name(self, model: ModelResults) -> str:
-        """`VAE-30`: how captions name a model."""
-        return f"{self.label(model.key.variant)}-{model.key.latent_dim}"
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -131,7 +121,7 @@ def _known(values: list) -> list[float]:
     return [float(v) for v in values if v is not None]
 
 
-def _panels(kind: str, count: int, *, sharey: bool = False,
+def panel_grid(kind: str, count: int, *, sharey: bool = False,
             margins_px: tuple[int, int, int, int] | None = None) -> tuple[Figure, list[Axes]]:
     """A fixed-size grid of `count` panels of PANEL_PX[kind], spare cells hidden.
 
@@ -158,11 +148,6 @@ def _panels(kind: str, count: int, *, sharey: bool = False,
     return fig, list(axes[:count])
 
 
-def _names(labels: list[str]) -> str:
-    """Labels joined as prose: "AE, VAE and EM-AE"."""
-    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} and {labels[-1]}"
-
-
 def _spread(values: list[float]) -> str:
     """One seed's value, or the range over seeds: "12" or "11-13"."""
     low, high = min(values), max(values)
@@ -171,7 +156,7 @@ def _spread(values: list[float]) -> str:
 
 def _variant_legend(fig: Figure, results: list[ModelResults], context: CompareContext, extra: list) -> None:
     colors = _variant_colors(results)
-    handles = [Line2D([], [], color=colors[v], marker="o", markersize=4, label=context.label(v)) for v in colors]
+    handles = [Line2D([], [], color=colors[v], marker="o", markersize=4, label=variant_label(v)) for v in colors]
     fig.legend(handles=handles + extra, loc="outside lower center", ncols=len(handles) + len(extra), fontsize=8)
 
 
@@ -210,7 +195,7 @@ def _metrics_panel(ax: Axes, column: MetricColumn, results: list[ModelResults], 
             dots_y.extend(values)
         ax.bar(bars_x, bars_y, width=width * 0.9, color=colors[size], alpha=0.8)
     ax.scatter(dots_x, dots_y, s=9, color="0.1", zorder=3, linewidths=0)
-    ax.set_xticks(range(len(variants)), [context.label(v) for v in variants])
+    ax.set_xticks(range(len(variants)), [variant_label(v) for v in variants])
     ax.set_xlim(-0.5, len(variants) - 0.5)  # every variant keeps its slot, even one that is all n/a
     ax.margins(y=0.1)
     ax.set_title(f"{column.name}\n({column.unit})" if column.unit else column.name, fontsize=8.5)
@@ -221,7 +206,7 @@ def metrics_figure(results: list[ModelResults], context: CompareContext) -> Figu
     dataset, sizes = _dataset(results), _sizes(results)
     columns = metric_columns(context)
     colors = dict(zip(sizes, sns.color_palette(SIZE_PALETTE, len(sizes)), strict=True))
-    fig, axes = _panels("metrics", len(columns), margins_px=METRIC_MARGINS_PX)
+    fig, axes = panel_grid("metrics", len(columns), margins_px=METRIC_MARGINS_PX)
     for ax, column in zip(axes, columns, strict=True):
         _metrics_panel(ax, column, results, colors, context)
     handles = [Patch(color=colors[size], label=f"D = {size}: mean of seeds") for size in sizes]
@@ -234,14 +219,14 @@ def metrics_figure(results: list[ModelResults], context: CompareContext) -> Figu
 
 def metrics_caption(results: list[ModelResults], context: CompareContext) -> str:
     dataset = _dataset(results)
-    labels = [context.label(v) for v in _variants(results)]
+    labels = [variant_label(v) for v in _variants(results)]
     seeds = ", ".join(map(str, context.seeds))
-    deterministic = list(dict.fromkeys(context.label(m.key.variant) for m in results if not m.stochastic))
-    text = (f"Test-set metrics of {_names(labels)} on {dataset_label(dataset)}, one bar per latent size "
+    deterministic = list(dict.fromkeys(variant_label(m.key.variant) for m in results if not m.stochastic))
+    text = (f"Test-set metrics of {joined(labels)} on {dataset_label(dataset)}, one bar per latent size "
             f"(D = {', '.join(map(str, _sizes(results)))}) at the mean over the {len(context.seeds)} seeds "
             f"({seeds}), each seed's value a dot.")
     if deterministic:
-        text += f" n/a for {_names(deterministic)}: {DETERMINISTIC_NOTE}."
+        text += f" n/a for {joined(deterministic)}: {DETERMINISTIC_NOTE}."
     dropped = [c.name for c in COLUMNS if c not in metric_columns(context)]
     if dropped:
         text += (" Left out because their metric failed to rank controlled degradations of the test images "
@@ -258,7 +243,7 @@ def _profile_figure(results: list[ModelResults], context: CompareContext, *, kin
     colors = _variant_colors(results)
     every = np.concatenate([r.vector(key) for m in results for r in m.replicates])
     floor = log_floor(every, threshold)
-    fig, axes = _panels(kind, len(_sizes(results)), sharey=True)
+    fig, axes = panel_grid(kind, len(_sizes(results)), sharey=True)
     for ax, size in zip(axes, _sizes(results), strict=True):
         for model in _of_size(results, size):
             for replicate in model.replicates:
@@ -285,7 +270,7 @@ def activity_figure(results: list[ModelResults], context: CompareContext) -> Fig
 
 
 def _mean_counts(results: list[ModelResults], key: str, context: CompareContext) -> str:
-    return ", ".join(f"{context.model_name(m)} {np.mean(_known(m.values(key))):.1f}" for m in results)
+    return ", ".join(f"{model_label(m.key)} {np.mean(_known(m.values(key))):.1f}" for m in results)
 
 
 def activity_caption(results: list[ModelResults], context: CompareContext) -> str:
@@ -305,7 +290,7 @@ def active_units_curve_figure(results: list[ModelResults], context: CompareConte
     colors = _variant_colors(results)
     variants = _variants(results)
     thresholds = au_thresholds(context)
-    fig, axes = _panels("active_units_curve", len(_sizes(results)))
+    fig, axes = panel_grid("active_units_curve", len(_sizes(results)))
     for ax, size in zip(axes, _sizes(results), strict=True):
         for model in _of_size(results, size):
             # Earlier variants drawn wider, so a curve that coincides with a later one still shows around it.
@@ -331,7 +316,7 @@ def active_units_curve_figure(results: list[ModelResults], context: CompareConte
 def active_units_curve_caption(results: list[ModelResults], context: CompareContext) -> str:
     thresholds = au_thresholds(context)
     at_threshold = ", ".join(
-        f"{context.model_name(m)} {_spread(_known(m.values('latent.active_units')))}" for m in results
+        f"{model_label(m.key)} {_spread(_known(m.values('latent.active_units')))}" for m in results
     )
     return (f"AU(δ), the number of dimensions whose activity A_u exceeds δ, at {len(thresholds)} thresholds from "
             f"{thresholds[0]:g} to {thresholds[-1]:g} (log grid), for every model and each of the "
@@ -374,7 +359,7 @@ def learning_curves_figure(results: list[ModelResults], context: CompareContext)
     """Per latent size (rows): validation objective, used and active units over epochs; one line per seed."""
     colors = _variant_colors(results)
     sizes = _sizes(results)
-    fig, axes = _panels("learning_curves", len(LEARNING_QUANTITIES) * len(sizes))
+    fig, axes = panel_grid("learning_curves", len(LEARNING_QUANTITIES) * len(sizes))
     for row, size in enumerate(sizes):
         panels = axes[row * len(LEARNING_QUANTITIES):(row + 1) * len(LEARNING_QUANTITIES)]
         for model in _of_size(results, size):
@@ -405,7 +390,7 @@ def learning_curves_caption(results: list[ModelResults], context: CompareContext
         finals = [float(r.history["val_loss"].iloc[-1]) for r in model.replicates]
         counts = [units_per_epoch(r, context) for r in model.replicates]
         passed = len(model.replicates) - len(model.unconverged_seeds)
-        last.append(f"{context.model_name(model)} {np.mean(finals):.1f} nats, "
+        last.append(f"{model_label(model.key)} {np.mean(finals):.1f} nats, "
                     f"used {_spread([u[-1] for u, _ in counts])}, active {_spread([a[-1] for _, a in counts])}, "
                     f"{passed}/{len(model.replicates)} converged")
     return (f"Over the epochs of training, on the validation split, for every model and each of the "
@@ -427,7 +412,7 @@ def _mu_line_models(results: list[ModelResults]) -> list[ModelResults]:
 
 def emae_mu_lines_figure(results: list[ModelResults], context: CompareContext) -> Figure:
     models = _mu_line_models(results)
-    fig, axes = _panels("emae_mu_lines", max(len(models), 1), sharey=True)  # one y axis: the scales compare
+    fig, axes = panel_grid("emae_mu_lines", max(len(models), 1), sharey=True)  # one y axis: the scales compare
     if not models:
         _no_model_panel(axes[0], "no stochastic variant")
     for ax, model in zip(axes, models, strict=False):
@@ -441,7 +426,7 @@ def emae_mu_lines_figure(results: list[ModelResults], context: CompareContext) -
                     gid=f"dim {dim}")
         ax.set_xlim(0, max(len(mu) - 1, 1))
         ax.set_xlabel("test image")
-        ax.set_title(f"{context.model_name(model)}: {int(active.sum())} of {len(active)} active", fontsize=10)
+        ax.set_title(f"{model_label(model.key)}: {int(active.sum())} of {len(active)} active", fontsize=10)
     axes[0].set_ylabel("posterior mean E_q[z_u | x]")
     handles = [Line2D([], [], color=sns.color_palette("husl", 1)[0], label=f"active (A_u > {context.au_threshold:g})"),
                Line2D([], [], color=INACTIVE_COLOR, label="inactive")]
@@ -458,7 +443,7 @@ def emae_mu_lines_caption(results: list[ModelResults], context: CompareContext) 
     parts = []
     for model in models:
         activity = model.first.vector("latent.activity")
-        parts.append(f"{context.model_name(model)} {int((activity > context.au_threshold).sum())} of "
+        parts.append(f"{model_label(model.key)} {int((activity > context.au_threshold).sum())} of "
                      f"{len(activity)} active, A_u {activity.min():.2g} to {activity.max():.2g}")
     images = min(context.activity_images, len(models[0].first.latent.mu))
     return (f"As the emae article draws it: the posterior mean of each of the {_sizes(results)[-1]} dimensions (one "
@@ -515,7 +500,7 @@ def rate_distortion_figure(results: list[ModelResults], context: CompareContext)
     points = _rate_distortion_points(results)
     colors, sizes = _variant_colors(results), _sizes(results)
     markers = dict(zip(sizes, SIZE_MARKERS, strict=False))
-    fig, (ax,) = _panels("rate_distortion", 1)
+    fig, (ax,) = panel_grid("rate_distortion", 1)
     fig.suptitle(f"{dataset_label(_dataset(results))}: rate against distortion, every seed", fontsize=11)
     if points.empty:
         _no_model_panel(ax, "no stochastic variant: no rate")
@@ -527,7 +512,7 @@ def rate_distortion_figure(results: list[ModelResults], context: CompareContext)
     ax.set_xlabel("rate R = mean KL(q(z|x) || N(0, I)) (nats/image)")
     ax.set_ylabel("distortion D = mean E_q[-log p(x|z)] (nats/image)")
     stochastic = [v for v in colors if v in set(points["variant"])]
-    handles = [Line2D([], [], color=colors[v], marker="o", linestyle="", label=context.label(v)) for v in stochastic]
+    handles = [Line2D([], [], color=colors[v], marker="o", linestyle="", label=variant_label(v)) for v in stochastic]
     handles += [Line2D([], [], color="0.3", marker=markers[s], linestyle="", label=f"D = {s}") for s in sizes]
     handles.append(Line2D([], [], color="0.55", linestyle="--", label="−ELBO = D + R"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
@@ -536,14 +521,14 @@ def rate_distortion_figure(results: list[ModelResults], context: CompareContext)
 
 def rate_distortion_caption(results: list[ModelResults], context: CompareContext) -> str:
     points = _rate_distortion_points(results)
-    deterministic = list(dict.fromkeys(context.label(m.key.variant) for m in results if not m.stochastic))
-    absent = (f" {_names(deterministic)} {'is' if len(deterministic) == 1 else 'are'} absent: {DETERMINISTIC_NOTE}."
+    deterministic = list(dict.fromkeys(variant_label(m.key.variant) for m in results if not m.stochastic))
+    absent = (f" {joined(deterministic)} {'is' if len(deterministic) == 1 else 'are'} absent: {DETERMINISTIC_NOTE}."
               if deterministic else "")
     if points.empty:
         return f"No stochastic variant on {dataset_label(_dataset(results))}.{absent}"
     levels = isoline_levels(points["rate"].to_numpy(float), points["distortion"].to_numpy(float))
     means = ", ".join(
-        f"{context.model_name(m)} R {np.mean(_known(m.values('test.rate'))):.1f}, "
+        f"{model_label(m.key)} R {np.mean(_known(m.values('test.rate'))):.1f}, "
         f"D {np.mean(_known(m.values('test.distortion'))):.1f}" for m in results if m.stochastic
     )
     return (f"Rate R (the mean KL(q(z|x) || N(0, I))) against distortion D (the mean E_q[-log p(x|z)]) on the "
@@ -556,29 +541,18 @@ def rate_distortion_caption(results: list[ModelResults], context: CompareContext
 # ---------------------------------------------------------------- the registry
 
 
-@dataclass(frozen=True)
-class CompareFigure:
-    name: str  # file: <dataset>-<name>.png
-    title: str
-    caption: Callable[[list[ModelResults], CompareContext], str]  # one dataset's models -> text with their numbers
-    draw: Callable[[list[ModelResults], CompareContext], Figure]  # one dataset's models -> figure
-
-    def filename(self, dataset: str) -> str:
-        return f"{dataset}-{self.name}.png"
-
-
-# In report order.
-COMPARE_FIGURES: dict[str, CompareFigure] = {
+# In report order; caption and draw take (one dataset's models, the context).
+COMPARE_FIGURES: dict[str, FigureSpec] = {
     spec.name: spec
     for spec in (
-        CompareFigure("metrics", "Metrics side by side", metrics_caption, metrics_figure),
-        CompareFigure("activity", "Sorted activity profiles", activity_caption, activity_figure),
-        CompareFigure("active_units_curve", "Active units against the threshold", active_units_curve_caption,
+        FigureSpec("metrics", "Metrics side by side", metrics_caption, metrics_figure),
+        FigureSpec("activity", "Sorted activity profiles", activity_caption, activity_figure),
+        FigureSpec("active_units_curve", "Active units against the threshold", active_units_curve_caption,
                       active_units_curve_figure),
-        CompareFigure("usage", "Decoder usage shares", usage_caption, usage_figure),
-        CompareFigure("emae_mu_lines", "Posterior mean per dimension", emae_mu_lines_caption, emae_mu_lines_figure),
-        CompareFigure("rate_distortion", "Rate-distortion plane", rate_distortion_caption, rate_distortion_figure),
-        CompareFigure("learning_curves", "Learning curves", learning_curves_caption, learning_curves_figure),
+        FigureSpec("usage", "Decoder usage shares", usage_caption, usage_figure),
+        FigureSpec("emae_mu_lines", "Posterior mean per dimension", emae_mu_lines_caption, emae_mu_lines_figure),
+        FigureSpec("rate_distortion", "Rate-distortion plane", rate_distortion_caption, rate_distortion_figure),
+        FigureSpec("learning_curves", "Learning curves", learning_curves_caption, learning_curves_figure),
     )
 }
 
@@ -592,151 +566,17 @@ def _check_seeds(results: list[ModelResults], context: CompareContext) -> None:
 
 def draw_comparison_figures(
     results: list[ModelResults], *, context: CompareContext, out_dir: str | Path
-) -> dict[str, list[tuple[CompareFigure, Path]]]:
+) -> dict[str, list[tuple[FigureSpec, Path]]]:
     """Write every figure of COMPARE_FIGURES for every dataset; dataset -> [(spec, path)] in registry order."""
     _check_seeds(results, context)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[tuple[CompareFigure, Path]]] = {}
+    written: dict[str, list[tuple[FigureSpec, Path]]] = {}
     with theme():
         for dataset in dict.fromkeys(model.key.dataset for model in results):
             subset = [model for model in results if model.key.dataset == dataset]
             for spec in COMPARE_FIGURES.values():
-                path = out_dir / spec.filename(dataset)
+                path = out_dir / f"{dataset}-{spec.filename}"
                 save_png(spec.draw(subset, context), path)
                 written.setdefault(dataset, []).append((spec, path))
     return written
-
-
-# ---------------------------------------------------------------- the sweep over the kl_split family
-
-# Each sweep varies one weight with the other held at the VAE's value, so both sweeps pass through the VAE.
-VAE_WEIGHTS = {"beta": 1.0, "gamma": 1.0}
-OTHER_WEIGHT = {"beta": "gamma", "gamma": "beta"}
-SYMBOLS = {"beta": "β", "gamma": "γ"}
-WEIGHT_LABELS = {"beta": "β (weight of the whole KL)", "gamma": "γ (weight of the entropy part)"}
-SWEEP_COLORS = dict(zip(VAE_WEIGHTS, sns.color_palette(PALETTE, 2), strict=True))
-FRAME_COLUMNS = ("point", "beta", "gamma", "seed")
-
-
-def _check_frame(frame: pd.DataFrame, metric_keys: list[str]) -> None:
-    for column in (*FRAME_COLUMNS, *metric_keys):
-        if column not in frame.columns:
-            raise ValueError(f"sweep frame: missing column {column!r}")
-    for key in metric_keys:
-        if key not in METRICS:
-            raise ValueError(f"sweep frame: {key!r} is not a metrics key (see METRIC_DOCS)")
-
-
-def sweep_line(frame: pd.DataFrame, weight: str) -> pd.DataFrame:
-    """The rows of one sweep: `weight` varies while the other weight is at its fixed value; sorted by `weight`."""
-    if weight not in OTHER_WEIGHT:
-        raise ValueError(f"weight must be one of {', '.join(OTHER_WEIGHT)}, got {weight!r}")
-    other = OTHER_WEIGHT[weight]
-    rows = frame[np.isclose(frame[other], VAE_WEIGHTS[other]) & frame[weight].notna()]
-    return rows.sort_values([weight, "seed"], kind="stable")
-
-
-def _references(frame: pd.DataFrame) -> pd.DataFrame:
-    """The reference rows (the AE): no weights at all."""
-    return frame[frame["beta"].isna() & frame["gamma"].isna()]
-
-
-def _point_means(rows: pd.DataFrame, weight: str, keys: list[str]) -> pd.DataFrame:
-    """Per grid point, the mean over seeds of `keys`, sorted by `weight`."""
-    return rows.groupby(weight, sort=True)[keys].mean().reset_index()
-
-
-def _weight_text(weight: str, value: float) -> str:
-    return f"{SYMBOLS[weight]} = {value:g}"
-
-
-def rate_distortion_plane(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Every seed of every weighted grid point in the rate-distortion plane, with -ELBO isolines.
-
-    The beta sweep (gamma = 1) and the gamma sweep (beta = 1) are each joined
-    through their per-point means and labelled with the varying weight; the
-    reference (no rate: a deterministic code) is absent.
-    """
-    keys = ["test.rate", "test.distortion"]
-    _check_frame(frame, keys)
-    fig, (ax,) = _panels("sweep_plane", 1)
-    weighted = frame[frame["test.rate"].notna()]
-    ax.scatter(weighted["test.rate"], weighted["test.distortion"], s=16, color="0.55", zorder=2, linewidths=0,
-               gid="seeds")
-    for weight, color in SWEEP_COLORS.items():
-        means = _point_means(sweep_line(weighted, weight), weight, keys)
-        ax.plot(means["test.rate"], means["test.distortion"], color=color, marker="o", markersize=6, linewidth=1.6,
-                zorder=3, gid=f"{weight} line", label=f"{WEIGHT_LABELS[weight]}, mean of seeds")
-        for _, row in means.iterrows():
-            if np.isclose(row[weight], VAE_WEIGHTS[weight]):
-                continue  # the VAE, on both sweeps: labelled once below
-            # beta labels above right, gamma labels below left: the two lines often run close together.
-            ax.annotate(_weight_text(weight, row[weight]), (row["test.rate"], row["test.distortion"]), fontsize=7,
-                        color=color, xytext=(5, 3) if weight == "beta" else (-5, -4), textcoords="offset points",
-                        ha="left" if weight == "beta" else "right", va="bottom" if weight == "beta" else "top",
-                        bbox=LABEL_BOX, zorder=4)
-    shared = weighted[np.isclose(weighted["beta"], VAE_WEIGHTS["beta"])
-                      & np.isclose(weighted["gamma"], VAE_WEIGHTS["gamma"])]
-    if not shared.empty:
-        label = ", ".join(_weight_text(weight, value) for weight, value in VAE_WEIGHTS.items())
-        ax.annotate(label, (shared["test.rate"].mean(), shared["test.distortion"].mean()), fontsize=7, color="0.2",
-                    xytext=(6, 0), textcoords="offset points", ha="left", va="center", bbox=LABEL_BOX, zorder=4)
-    if not weighted.empty:
-        draw_isolines(ax, weighted["test.rate"].to_numpy(float), weighted["test.distortion"].to_numpy(float))
-    ax.set_xlabel("rate R = mean KL(q(z|x) || N(0, I)) (nats/image)")
-    ax.set_ylabel("distortion D = mean E_q[-log p(x|z)] (nats/image)")
-    handles, _ = ax.get_legend_handles_labels()
-    handles += [Line2D([], [], color="0.55", marker="o", linestyle="", markersize=4, label="one seed"),
-                Line2D([], [], color="0.55", linestyle="--", label="−ELBO = D + R")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
-    fig.suptitle(title or "Rate against distortion across the sweep", fontsize=11)
-    return fig
-
-
-def against_weight(frame: pd.DataFrame, metric_keys: list[str], *, weight: str, title: str | None = None) -> Figure:
-    """Each metric against beta (log2 axis, gamma = 1) or gamma (beta = 1): seeds as dots, the mean as a line.
-
-    The reference rows (beta and gamma null, the AE) are a dashed horizontal
-    line at their mean where the metric has a value for them.
-    """
-    _check_frame(frame, metric_keys)
-    rows, references = sweep_line(frame, weight), _references(frame)
-    other = OTHER_WEIGHT[weight]
-    color = SWEEP_COLORS[weight]
-    fig, axes = _panels("sweep_weight", len(metric_keys))
-    for ax, key in zip(axes, metric_keys, strict=True):
-        column = COLUMN_BY_KEY.get(key)
-        scale = column.scale if column else 1.0
-        unit = column.unit if column else METRICS[key].unit
-        known = rows[rows[key].notna()]
-        ax.scatter(known[weight], known[key] * scale, s=14, color=color, alpha=0.6, linewidths=0, zorder=3,
-                   gid="seeds")
-        means = _point_means(known, weight, [key])
-        ax.plot(means[weight], means[key] * scale, color=color, marker="o", markersize=4, linewidth=1.5, zorder=2,
-                gid="mean")
-        undefined = []  # references without a value (the AE has no rate): named in the title, not drawn
-        for point, group in references.groupby("point", sort=False):
-            values = group[key].dropna()
-            if values.empty:
-                undefined.append(f"{variant_label(point)}: {MISSING}")
-                continue
-            ax.axhline(values.mean() * scale, color="0.35", linestyle="--", linewidth=1, gid=f"reference {point}")
-            ax.annotate(variant_label(point), (0.02, values.mean() * scale), xycoords=("axes fraction", "data"),
-                        xytext=(0, 2), textcoords="offset points", fontsize=7, color="0.35")
-        if weight == "beta":
-            ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_locator(FixedLocator(sorted(rows[weight].unique())))
-            ax.xaxis.set_minor_locator(NullLocator())
-            ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
-        ax.margins(y=0.1)  # a reference line at the edge of the data stays inside the panel
-        ax.set_title(", ".join([column.name if column else key, *undefined]), fontsize=9)
-        ax.set_ylabel(unit, fontsize=8)
-        ax.set_xlabel(f"{SYMBOLS[weight]} ({_weight_text(other, VAE_WEIGHTS[other])})", fontsize=8)
-        ax.tick_params(labelsize=8)
-    handles = [Line2D([], [], color=color, marker="o", label=f"{WEIGHT_LABELS[weight]}: mean of seeds"),
-               Line2D([], [], color=color, marker="o", linestyle="", alpha=0.6, markersize=4, label="one seed"),
-               Line2D([], [], color="0.35", linestyle="--", label="reference (no weights), mean of seeds")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8)
-    fig.suptitle(title or f"Metrics against {WEIGHT_LABELS[weight]}", fontsize=11)
-    return fig

@@ -1,4 +1,4 @@
-"""The per-model figures: one `ModelFigure` per figure, holding its file, title, caption and drawer.
+"""The per-model figures: one `FigureSpec` per figure, holding its file, title, caption and drawer.
 
 `MODEL_FIGURES` is the registry, in report order. An entry says
 
@@ -39,9 +39,10 @@ from aebench.common.config import Params
 from aebench.common.errors import AebenchError
 from aebench.common.layout import ModelKey, Replicate
 from aebench.evaluation.metrics import SAMPLE_SOURCES
-from aebench.reporting.labels import class_names, model_label, variant_label
+from aebench.reporting.labels import class_names, joined, model_label, variant_label
 from aebench.reporting.plotting import (
     INACTIVE_COLOR,
+    FigureSpec,
     PALETTE,
     PIXEL_SCALE,
     TILE_GAP,
@@ -93,50 +94,22 @@ class FigureInputs:
         return self.results.key
 
 
-def _always(key: ModelKey) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class ModelFigure:
-    name: str  # file stem: <name>.png
-    title: str
-    caption: Callable[[ModelResults, Params], str]  # the model's results -> text quoting their numbers
-    draw: Callable[[FigureInputs], Figure]
-    applies: Callable[[ModelKey], bool] = _always
-
-    @property
-    def filename(self) -> str:
-        return f"{self.name}.png"
-
-
 # ---------------------------------------------------------------- shared pieces
 
 
-def model_title(key: ModelKey) -> str:
-    """`VAE-30 on MNIST`: how figure titles name a model."""
-    return model_label(key, on_dataset=True)
-
-
 def _heading(inputs: FigureInputs, what: str) -> str:
-    return f"{model_title(inputs.key)}, seed {inputs.results.first.seed}: {what}"
-
-
-def _and(items: list) -> str:
-    """"0", "0 and 1", "0, 1 and 2"."""
-    words = [str(item) for item in items]
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+    return f"{model_label(inputs.key, on_dataset=True)}, seed {inputs.results.first.seed}: {what}"
 
 
 def _seeds(seeds: list[int]) -> str:
     """"seed 0", "seeds 1 and 2"."""
-    return f"seed{'s' if len(seeds) > 1 else ''} {_and(seeds)}"
+    return f"seed{'s' if len(seeds) > 1 else ''} {joined(seeds)}"
 
 
 def _per_seed(results: ModelResults, values: list, digits: int | None = None) -> str:
     """"282.80, 277.67 and 279.20 for seeds 0, 1 and 2", or "282.80 for seed 0"."""
     shown = [f"{v:,.{digits}f}" if digits is not None else str(v) for v in values]
-    return f"{_and(shown)} for {_seeds(results.seeds)}"
+    return f"{joined(shown)} for {_seeds(results.seeds)}"
 
 
 def _pct(fraction: float) -> str:
@@ -189,7 +162,7 @@ def loss_curves_caption(results: ModelResults, params: Params) -> str:
     finals = [float(r.history["val_loss"].iloc[-1]) for r in results.replicates]
     drawn = f"seed {first.seed} bold" + (f", {_seeds(others)} thin" if others else "")
     return (f"Each term of the {variant_label(results.key.variant)} objective ({first.value('objective')}; terms "
-            f"{_and(loss_terms(history))}) per epoch, in nats/image: training (mean over the epoch's batches) and "
+            f"{joined(loss_terms(history))}) per epoch, in nats/image: training (mean over the epoch's batches) and "
             f"validation (after the epoch); {drawn}, so the spread over seeds shows. Validation loss at epoch "
             f"{last}: {_per_seed(results, finals, 2)}.")
 
@@ -219,7 +192,7 @@ def draw_loss_curves(inputs: FigureInputs) -> Figure:
     if len(results.replicates) > 1:
         handles.append(Line2D([], [], color="0.4", linewidth=0.8, label=_seeds(results.seeds[1:])))
     axes[-1].legend(handles=handles, fontsize=8, loc="best")
-    fig.suptitle(f"{model_title(inputs.key)}: loss terms per epoch, {_seeds(results.seeds)} "
+    fig.suptitle(f"{model_label(inputs.key, on_dataset=True)}: loss terms per epoch, {_seeds(results.seeds)} "
                  f"(seed {results.first.seed} bold)", fontsize=11)
     fig.tight_layout()
     return fig
@@ -468,7 +441,7 @@ def unit_death_caption(results: ModelResults, params: Params) -> str:
     alive = [int(_alive_at_end(r).sum()) for r in results.replicates]
     return (f"A_u on the validation split (variance of the {_code_name(results)} over the validation images) of each "
             f"of the {results.key.latent_dim} dimensions (rows) after each epoch (columns), log10 colour scale "
-            f"shared by the panels; one panel per seed ({_and(results.seeds)}). A row that fades is a dimension whose "
+            f"shared by the panels; one panel per seed ({joined(results.seeds)}). A row that fades is a dimension whose "
             f"activity dies during training. Triangles mark the dimensions above the threshold "
             f"{_threshold(first, 'latent.au_threshold'):g} after the last epoch ({epochs}): "
             f"{_per_seed(results, alive)}. Active units on the test split, as the metrics count them: "
@@ -506,7 +479,8 @@ def draw_unit_death(inputs: FigureInputs) -> Figure:
     bar = fig.colorbar(image, ax=list(axes), fraction=0.04, pad=0.02)
     bar.set_label("log10 validation A_u")
     bar.ax.axhline(math.log10(threshold) if threshold > 0 else low, color="white", linewidth=1.5)
-    fig.suptitle(f"{model_title(inputs.key)}: validation activity per dimension over training", fontsize=11)
+    fig.suptitle(f"{model_label(inputs.key, on_dataset=True)}: validation activity per dimension over training",
+                 fontsize=11)
     return fig
 
 
@@ -703,32 +677,32 @@ def draw_interpolation(inputs: FigureInputs) -> Figure:
 # ---------------------------------------------------------------- the registry
 
 # In report order.
-MODEL_FIGURES: tuple[ModelFigure, ...] = (
-    ModelFigure("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
-    ModelFigure("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
-    ModelFigure("samples", "Samples from the prior", samples_caption, draw_samples),
-    ModelFigure("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
+MODEL_FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
+    FigureSpec("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
+    FigureSpec("samples", "Samples from the prior", samples_caption, draw_samples),
+    FigureSpec("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
                 _expost_drawer("gaussian")),
-    ModelFigure("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _expost_drawer("gmm")),
-    ModelFigure("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
-    ModelFigure("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
+    FigureSpec("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _expost_drawer("gmm")),
+    FigureSpec("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
+    FigureSpec("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
                 draw_activity_bars),
-    ModelFigure("activity_heatmap", "Posterior means, images x dimensions", activity_heatmap_caption,
+    FigureSpec("activity_heatmap", "Posterior means, images x dimensions", activity_heatmap_caption,
                 draw_activity_heatmap),
-    ModelFigure("unit_death", "Unit death over training", unit_death_caption, draw_unit_death),
-    ModelFigure("latent_map", "Latent map", latent_map_caption, draw_latent_map),
-    ModelFigure("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map, _more_than_two_dimensions),
-    ModelFigure("manifold", "Decoded manifold", manifold_caption, draw_manifold, _two_dimensional),
-    ModelFigure("interpolation", "Interpolation", interpolation_caption, draw_interpolation),
+    FigureSpec("unit_death", "Unit death over training", unit_death_caption, draw_unit_death),
+    FigureSpec("latent_map", "Latent map", latent_map_caption, draw_latent_map),
+    FigureSpec("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map, _more_than_two_dimensions),
+    FigureSpec("manifold", "Decoded manifold", manifold_caption, draw_manifold, _two_dimensional),
+    FigureSpec("interpolation", "Interpolation", interpolation_caption, draw_interpolation),
 )
 
 
-def figures_for(key: ModelKey) -> list[ModelFigure]:
+def figures_for(key: ModelKey) -> list[FigureSpec]:
     """The figures drawn for this model, in report order."""
     return [figure for figure in MODEL_FIGURES if figure.applies(key)]
 
 
-def figure_path(root: str | Path, key: ModelKey, figure: ModelFigure) -> Path:
+def figure_path(root: str | Path, key: ModelKey, figure: FigureSpec) -> Path:
     """`<root>/<dataset>/<variant>/latent-<D>/<name>.png`."""
     return key.folder(root) / figure.filename
 

@@ -33,5 +33,11 @@ def model_label(key: ModelKey, *, on_dataset: bool = False) -> str:
     return f"{label} on {dataset_label(key.dataset)}" if on_dataset else label
 
 
+def joined(items) -> str:
+    """Items as prose: "0", "0 and 1", "AE, VAE and EM-AE"."""
+    words = [str(item) for item in items]
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def class_names(dataset: str) -> list[str]:
     return CLASS_NAMES.get(dataset, [str(c) for c in range(10)])

@@ -1,4 +1,4 @@
-"""Shared drawing pieces: the Agg backend, one theme, PNG output, image mosaics.
+"""Shared drawing pieces: the Agg backend, one theme, PNG output, image mosaics, the figure spec.
 
 Figures are `matplotlib.figure.Figure` objects made without pyplot, so no global
 figure state leaks between drawings and nothing needs closing. Every figure has
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -28,6 +30,31 @@ TITLE_PX = 34  # band above a mosaic for its title
 LABEL_PX = 70  # band left of a mosaic for row labels
 PALETTE = "colorblind"
 INACTIVE_COLOR = "0.72"  # grey: a dimension below its threshold
+
+
+def _always(_subject: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of a registry: its file `<name>.png`, title, caption and drawer.
+
+    `caption` and `draw` take what their registry draws from: one model's
+    results (`figures.MODEL_FIGURES`), one dataset's models and the context
+    (`compare.COMPARE_FIGURES`), or the sweep's frame (`sweep.SWEEP_FIGURES`).
+    `applies(key)` says which models get a per-model figure.
+    """
+
+    name: str
+    title: str
+    caption: Callable[..., str]  # the figure's inputs -> text quoting their numbers
+    draw: Callable[..., Figure]
+    applies: Callable[[Any], bool] = _always
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.png"
 
 
 @contextlib.contextmanager

@@ -16,12 +16,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from aebench.common.config import Params
+from aebench.common.config import Params, load_params
 from aebench.evaluation.metrics import METRIC_DOCS, SECOND_JUDGE_SAMPLES  # the schema module: no torch
-from aebench.reporting.claims import Claim, Setup, assess
+from aebench.reporting.claims import Claim, Outcome, Setup, architecture_decides, assess
 from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn
 from aebench.reporting.findings import column_finding, comparison_table, findings
-from aebench.reporting.labels import dataset_label, variant_label
+from aebench.reporting.labels import dataset_label, model_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
 from aebench.reporting.results import ModelResults, ReportInputError
 
@@ -69,10 +69,6 @@ def title(params: Params) -> str:
 
 def _count(items, noun: str) -> str:
     return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
-
-
-def model_label(results: ModelResults) -> str:
-    return f"{variant_label(results.key.variant)}-{results.key.latent_dim} on {dataset_label(results.key.dataset)}"
 
 
 # Metrics section of the evaluation files -> the judge whose features and labels it holds, as the report names it.
@@ -170,7 +166,7 @@ def introduction(inputs: ReportInputs) -> list[Block]:
 
 def convergence_summary(results: list[ModelResults]) -> str:
     """How many trained models pass the convergence test: the numbers below describe trained models only then."""
-    failed = [f"{model_label(r)} seed {seed}" for r in results for seed in r.unconverged_seeds]
+    failed = [f"{model_label(r.key, on_dataset=True)} seed {seed}" for r in results for seed in r.unconverged_seeds]
     total = sum(len(r.replicates) for r in results)
     if not failed:
         return (f"All {total} trained models pass the convergence test (\"Convergence of every model\", under the "
@@ -180,15 +176,18 @@ def convergence_summary(results: list[ModelResults]) -> str:
             "the findings).")
 
 
+def _assessed(claim: Claim, setup: Setup, *, max_seeds: int) -> tuple[str, str, str, str]:
+    """A claim in a setup: its verdict, the note beside it (n, convergence, seeds needed), numbers, figure link."""
+    assessment = assess(claim, setup, max_seeds=max_seeds)
+    outcome = assessment.outcome
+    link = figure_link("figure", outcome.figure) if outcome.figure is not None else ""
+    return assessment.verdict, assessment.note(), outcome.numbers, link
+
+
 def ledger_section(inputs: ReportInputs) -> list[Block]:
     max_seeds = inputs.params.claims.max_seeds
-    rows = []
-    for claim in inputs.claims:
-        assessment = assess(claim, inputs.study_setup, max_seeds=max_seeds)
-        outcome = assessment.outcome
-        link = figure_link("figure", outcome.figure) if outcome.figure is not None else ""
-        rows.append([claim.article, claim.says, claim.measure, assessment.verdict, assessment.note(),
-                     outcome.numbers, link])
+    rows = [[claim.article, claim.says, claim.measure, *_assessed(claim, inputs.study_setup, max_seeds=max_seeds)]
+            for claim in inputs.claims]
     return [
         Heading("Claims ledger", 2),
         Paragraph("What the source articles claim, as measurable statements, evaluated in this study's setup "
@@ -207,6 +206,43 @@ def ledger_section(inputs: ReportInputs) -> list[Block]:
     ]
 
 
+def profiles_ledger(claim_list, profiles: dict[str, Setup], study: Setup, *, max_seeds: int) -> Table:
+    """Each claim's verdict in its article's profile (when one is reported) and in the default study."""
+    rows = []
+    for claim in claim_list:
+        cells = [claim.article, claim.says, claim.measure]
+        for setup in (profiles.get(claim.article), study):
+            if setup is None:
+                cells += ["not measured", "no profile"]
+                continue
+            verdict, note, numbers, link = _assessed(claim, setup, max_seeds=max_seeds)
+            cells += [verdict, numbers + (f" [{note}]" if note else "") + (f" ({link})" if link else "")]
+        rows.append(cells)
+    return Table(header=["article", "claim", "decided by", "verdict in the article's profile", "numbers (profile)",
+                         "verdict in the default study", "numbers (study)"], rows=rows, label_columns=7,
+                 css_class="ledger")
+
+
+def architecture_table(claim_list, profiles: dict[str, Setup], counterparts: dict[str, str], *,
+                       max_seeds: int) -> Table:
+    """Per claim of an article with an MLP counterpart: its verdict with each network, and whether they differ.
+
+    Verdicts are the ledger's: one resting on an unconverged model is provisional, and decides nothing here either.
+    """
+    rows = []
+    for claim in claim_list:
+        if claim.article not in counterparts:
+            continue
+        article = assess(claim, profiles[claim.article], max_seeds=max_seeds)
+        mlp = assess(claim, profiles[counterparts[claim.article]], max_seeds=max_seeds)
+        stated = [Outcome(a.verdict, a.outcome.numbers) for a in (article, mlp)]
+        rows.append([claim.article, claim.says, stated[0].verdict, stated[0].numbers, stated[1].verdict,
+                     stated[1].numbers, architecture_decides(*stated)])
+    return Table(header=["article", "claim", "verdict with the article's networks", "numbers (article's networks)",
+                         "verdict with the study's MLP", "numbers (MLP)", "does the architecture decide it?"],
+                 rows=rows, label_columns=7, css_class="ledger")
+
+
 def findings_section(inputs: ReportInputs) -> list[Block]:
     columns = reported_columns(inputs.classifier_metrics)
     blocks: list[Block] = [
@@ -216,9 +252,12 @@ def findings_section(inputs: ReportInputs) -> list[Block]:
                   "difference with its 95% Student t-interval [low, high] (n − 1 degrees of freedom). An ordering "
                   "is stated only when the interval excludes zero."),
     ]
-    for section in findings(inputs.results, columns):
-        blocks += [Heading(section.title, 3), Bullets(section.sentences)]
-    return blocks + convergence_blocks(inputs)
+    return blocks + findings_blocks(inputs.results, columns) + convergence_blocks(inputs)
+
+
+def findings_blocks(results: list[ModelResults], columns: list[MetricColumn]) -> list[Block]:
+    return [block for section in findings(results, columns)
+            for block in (Heading(section.title, 3), Bullets(section.sentences))]
 
 
 def convergence_blocks(inputs: ReportInputs) -> list[Block]:
@@ -228,7 +267,7 @@ def convergence_blocks(inputs: ReportInputs) -> list[Block]:
         for replicate in results.replicates:
             test = replicate.metrics["convergence"]
             slope = "n/a" if test["slope"] is None else f"{test['slope']:+.3f}"
-            rows.append([model_label(results), str(replicate.seed), str(test["epochs"]), slope,
+            rows.append([model_label(results.key, on_dataset=True), str(replicate.seed), str(test["epochs"]), slope,
                          f"{-test['tolerance_nats']:g}", _yes(test["used_stable"]), _yes(test["active_stable"]),
                          "passed" if test["converged"] else f"FAILED: {test['reason']}"])
     failed = sum(len(r.unconverged_seeds) for r in inputs.results)
@@ -377,8 +416,9 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
         for results in group:
             if samples_figure.applies(results.key):
                 path = figure_path(inputs.figures_dir, results.key, samples_figure)
-                blocks.append(Figure(path=path, png=_read_png(path), alt=f"samples, {model_label(results)}",
-                                     caption=f"{model_label(results)}: {samples_figure.caption(results, inputs.params)}"))
+                name = model_label(results.key, on_dataset=True)
+                blocks.append(Figure(path=path, png=_read_png(path), alt=f"samples, {name}",
+                                     caption=f"{name}: {samples_figure.caption(results, inputs.params)}"))
     return blocks
 
 
@@ -395,24 +435,75 @@ def comparison_figures_section(inputs: ReportInputs) -> list[Block]:
 
 
 def model_figures_section(inputs: ReportInputs) -> list[Block]:
-    from aebench.reporting.figures import figure_path, figures_for
-
-    shown = {(id(r), _samples_figure().name) for group in sample_groups(inputs.results).values() for r in group}
+    in_samples = {id(r) for group in sample_groups(inputs.results).values() for r in group}
     blocks: list[Block] = [Heading("Figures per model", 2)]
     dataset = None
     for results in inputs.results:
         if results.key.dataset != dataset:
             dataset = results.key.dataset
             blocks.append(Heading(dataset_label(dataset), 3))
-        blocks.append(Heading(model_label(results), 4))
-        for figure in figures_for(results.key):
-            path = figure_path(inputs.figures_dir, results.key, figure)
-            if (id(results), figure.name) in shown:  # embedded once, under "Sample quality"
-                blocks.append(Paragraph(f"{figure.title}: {figure_link('shown under Sample quality', path)}."))
-                continue
-            caption = f"{figure.title}. {figure.caption(results, inputs.params)}"
-            blocks.append(Figure(path=path, png=_read_png(path), caption=caption,
-                                 alt=f"{figure.title}, {model_label(results)}"))
+        linked = {_samples_figure().name} if id(results) in in_samples else set()  # embedded under "Sample quality"
+        blocks += model_blocks(results, inputs.params, inputs.figures_dir,
+                               alt=model_label(results.key, on_dataset=True), linked=linked)
+    return blocks
+
+
+def model_blocks(results: ModelResults, params: Params, figures_root: Path, *, alt: str,
+                 linked: set[str] = frozenset()) -> list[Block]:
+    """A model's heading and its figures with title and caption; the figures named in `linked` only as links."""
+    from aebench.reporting.figures import figure_path, figures_for
+
+    blocks: list[Block] = [Heading(model_label(results.key, on_dataset=True), 4)]
+    for figure in figures_for(results.key):
+        path = figure_path(figures_root, results.key, figure)
+        if figure.name in linked:
+            blocks.append(Paragraph(f"{figure.title}: {figure_link('shown under Sample quality', path)}."))
+            continue
+        caption = f"{figure.title}. {figure.caption(results, params)}"
+        blocks.append(Figure(path=path, png=_read_png(path), caption=caption, alt=f"{figure.title}, {alt}"))
+    return blocks
+
+
+# --- a replicate profile ---------------------------------------------------------------------
+
+
+def stated_setup(params_file: Path) -> str:
+    """The profile file's header: what the article states, and what was assumed where it is silent."""
+    lines = []
+    for line in params_file.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").rstrip())
+    return " ".join(lines)
+
+
+def convergence_line(setup: Setup) -> str:
+    """Whether every model of a profile passed its convergence test, and which did not."""
+    failed = [f"{model_label(m.key)} seed {seed}" for m in setup.results for seed in m.unconverged_seeds]
+    total = sum(len(m.replicates) for m in setup.results)
+    if not failed:
+        return f"Convergence: all {total} models of this profile pass the convergence test."
+    return (f"Convergence: PROVISIONAL, {len(failed)} of {total} models fail the convergence test "
+            f"({', '.join(failed)}); this profile's numbers and verdicts may still move with training.")
+
+
+def profile_section(setup: Setup, params_file: Path, columns: list[MetricColumn]) -> list[Block]:
+    """A replicate profile: its stated setup, convergence, params, table, findings and every model's figures."""
+    params = load_params(params_file)
+    header, rows = comparison_table(setup.results, columns)
+    blocks: list[Block] = [
+        Heading(f"Profile {setup.name}", 2),
+        Paragraph(stated_setup(params_file)),
+        Paragraph(convergence_line(setup)),
+        Code(f"{params_file}: datasets {list(params.datasets)}, variants {list(params.variants)}, latent sizes "
+             f"{list(params.latent_dims)}, seeds {list(params.seeds)}, {params.train.epochs} epochs, batch "
+             f"{params.train.batch_size}, lr {params.train.lr:g}, network {params.network.arch} "
+             f"{list(params.network.hidden)}, likelihood {params.likelihood.name}, binarize {params.data.binarize}"),
+        Table(header=header, rows=rows, label_columns=4, css_class="comparison"),
+        *findings_blocks(setup.results, columns),
+    ]
+    for results in setup.results:
+        blocks += model_blocks(results, params, setup.figures, alt=setup.name)
     return blocks
 
 

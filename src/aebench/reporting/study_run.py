@@ -14,7 +14,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from aebench.common.tracking import RunSpec, Store, TrackedRun, close_run, find_runs, git_commit
+from aebench.common.tracking import RunSpec, Store, TrackedRun, find_runs, git_commit, tracked_run
 
 STUDY_TAG = "aebench.role"
 STATE_TAG = "aebench.report_sha256"
@@ -28,28 +28,22 @@ def log_study(store: Store, *, name: str, params_dict: dict, models: int, seeds:
     first one's sha256 identifies the pipeline state.
     """
     state = hashlib.sha256(next(iter(artifacts.values())).encode()).hexdigest()
-    client = store.client()
-    existing = find_runs(store, {STUDY_TAG: "study", STATE_TAG: state})
-    if existing:
-        run_id = existing[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        tracked = TrackedRun(client, run_id, resumed=True)
-    else:
-        experiment = client.get_experiment_by_name(store.experiment)
-        spec = RunSpec(run_name=name, tags={STUDY_TAG: "study", STATE_TAG: state})
-        run = client.create_run(experiment.experiment_id, run_name=spec.run_name, tags=dict(spec.tags))
-        tracked = TrackedRun(client, run.info.run_id, resumed=False)
-        tracked.log_config(params_dict)
-    try:
+    tags = {STUDY_TAG: "study", STATE_TAG: state}
+    existing = find_runs(store, tags)
+    with tracked_run(store, RunSpec(run_name=name, tags=tags),
+                     run_id=existing[0].info.run_id if existing else None) as tracked:
+        if not tracked.resumed:
+            tracked.log_config(params_dict)
         tracked.set_tags({"aebench.models": models, "aebench.seeds": " ".join(map(str, seeds)),
                           "git_commit": git_commit(store.workspace)})
-        with tempfile.TemporaryDirectory(prefix="aebench-report-") as scratch:
-            for file_name, text in artifacts.items():
-                path = Path(scratch) / file_name  # the artifact takes the file's name
-                path.write_text(text)
-                tracked.log_artifact(path)
-    except BaseException:
-        close_run(client, tracked.run_id, "FAILED")
-        raise
-    close_run(client, tracked.run_id, "FINISHED")
+        log_texts(tracked, artifacts)
     return tracked.run_id
+
+
+def log_texts(tracked: TrackedRun, artifacts: dict[str, str]) -> None:
+    """Log each text of `artifacts` (file name -> text) as an artifact of that file name."""
+    with tempfile.TemporaryDirectory(prefix="aebench-report-") as scratch:
+        for file_name, text in artifacts.items():
+            path = Path(scratch) / file_name  # the artifact takes the file's name
+            path.write_text(text)
+            tracked.log_artifact(path)
