@@ -5,6 +5,7 @@ the fault cases a killed or misconfigured run must survive."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -211,6 +212,12 @@ def _wait_for(condition, timeout: float) -> bool:
     return False
 
 
+def _run_statuses(root: Path) -> set[str]:
+    """The statuses of the workspace's training runs of MNIST AE models, as the store holds them now."""
+    with contextlib.closing(sqlite3.connect(root / "mlflow.db", timeout=30)) as db:
+        return {status for (status,) in db.execute("select status from runs where name like 'mnist-ae-%'")}
+
+
 def test_a_stage_ends_with_the_dvc_process_that_started_it_and_closes_its_runs(tiny_study, tmp_path):
     root = copy_workspace(tiny_study, tmp_path / "copy")
     params = root / "params.yaml"
@@ -220,14 +227,15 @@ def test_a_stage_ends_with_the_dvc_process_that_started_it_and_closes_its_runs(t
     resume = root / ".cache" / "resume" / "mnist" / "ae" / "latent-2" / "seed-0.pt"
     try:
         assert _wait_for(resume.is_file, 180), "the train stage finished an epoch"
+        # The stage opens its runs while the workers train: on a loaded machine an epoch can end first.
+        assert _wait_for(lambda: "RUNNING" in _run_statuses(root), 120), "the stage opened its runs"
         assert len(_processes_in(root)) >= 2, "dvc and its stage are running"
         dvc_process.send_signal(signal.SIGTERM)
         dvc_process.wait(timeout=30)
         assert _wait_for(lambda: not _processes_in(root), 30), f"left running: {_processes_in(root)}"
     finally:
         dvc_process.kill()
-    with sqlite3.connect(root / "mlflow.db") as db:
-        statuses = {status for (status,) in db.execute("select status from runs where name like 'mnist-ae-%'")}
+    statuses = _run_statuses(root)
     assert "RUNNING" not in statuses and "KILLED" in statuses
     strays = [p for p in root.rglob("*.tmp") if ".cache" not in p.parts and ".dvc" not in p.parts]
     assert strays == []  # nothing half-written where DVC or `dvc plots` reads
