@@ -419,3 +419,13 @@ def test_against_gamma_holds_beta_at_one_and_bad_input_is_refused():
         against_weight(frame, ["probe.accuracy"], weight="delta")
     with pytest.raises(ValueError, match="missing column 'test.nll_iw'"):
         against_weight(frame, ["test.nll_iw"], weight="beta")
+
+
+def test_the_loss_terms_of_a_history_leave_out_its_per_dimension_columns():
+    # The activity and usage columns start with `val_` like the loss terms; a panel per such column once
+    # squeezed 60 illegible panels into every 30-D model's loss-curves figure.
+    from aebench.reporting.results import loss_terms
+
+    frame = history(30)
+    assert any(column.startswith("val_usage_") for column in frame.columns)
+    assert loss_terms(frame) == ["loss", "recon"]

@@ -142,10 +142,13 @@ def read_history(path: str | Path) -> pd.DataFrame:
 
 
 def loss_terms(history: pd.DataFrame) -> list[str]:
-    """The loss terms a history records (`loss`, `recon`, `kl`...), in column order."""
+    """The loss terms a history records (`loss`, `recon`, `kl`...), in column order.
+
+    The per-dimension columns (`val_activity_<u>`, `val_usage_<u>`) share the `val_` prefix but are no loss term.
+    """
     terms = []
     for column in history.columns:
-        if column.startswith(ACTIVITY_PREFIX):
+        if column.startswith((ACTIVITY_PREFIX, USAGE_PREFIX)):
             continue
         for split in ("train_", "val_"):
             if column.startswith(split) and column[len(split):] not in terms:
