@@ -222,7 +222,8 @@ def ladder(passes: Mapping[str, bool]) -> dict[str, Any]:
     for name, passed in passes.items():
         patchwork = 0.3 if passed else 0.15
         validation[name] = {
-            "values": {"real": 0.1, "blur": 0.2, "patchwork": patchwork, "salt_and_pepper": 0.25, "shuffled": 0.4},
+            "values": {"real": 0.1, "blur": 0.2, "patchwork": patchwork, "salt_and_pepper": 0.25, "shuffled": 0.4,
+                       "binarized": 0.15, "binarized_patchwork": 0.35},
             "higher_is_better": False, "misordered": [] if passed else [["blur", "patchwork"]], "passes": passed,
         }
     return validation

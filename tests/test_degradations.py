@@ -10,6 +10,7 @@ from scipy.ndimage import gaussian_filter
 from aebench.evaluation.degradations import (
     DEGRADATIONS,
     LADDER_ORDER,
+    binarize,
     gaussian_blur,
     misorderings,
     patchwork,
@@ -46,12 +47,19 @@ def total_variation(images: torch.Tensor) -> float:
 
 
 def test_registry_holds_the_rungs_and_the_order_puts_blur_above_sharp_non_digits():
-    assert list(DEGRADATIONS) == ["real", "blur", "patchwork", "salt_and_pepper", "shuffled"]
+    assert list(DEGRADATIONS) == ["real", "blur", "patchwork", "salt_and_pepper", "shuffled", "binarized",
+                                  "binarized_patchwork"]
     assert {rung for chain in LADDER_ORDER for rung in chain} == set(DEGRADATIONS)
-    chain = next(chain for chain in LADDER_ORDER if "blur" in chain)
-    assert chain.index("blur") < chain.index("patchwork")  # the contrast the study is about
-    # Blur and salt and pepper share no chain: their order is a matter of taste, so it is not required.
-    assert not any("blur" in chain and "salt_and_pepper" in chain for chain in LADDER_ORDER)
+    pairs = {pair for chain in LADDER_ORDER for pair in zip(chain, chain[1:])}
+    # The contrast the study is about, at the sharpness of real strokes and at full contrast.
+    assert ("blur", "patchwork") in pairs and ("blur", "binarized_patchwork") in pairs
+
+    def share_a_chain(a, b):
+        return any(a in chain and b in chain for chain in LADDER_ORDER)
+
+    # Orders that are a matter of taste are not required.
+    assert not share_a_chain("blur", "salt_and_pepper")
+    assert not share_a_chain("real", "binarized") and not share_a_chain("patchwork", "binarized_patchwork")
 
 
 @pytest.mark.parametrize("value", [0.0, 0.37, 1.0])
@@ -132,14 +140,18 @@ def test_patchwork_of_real_strokes_keeps_each_positions_pixel_values_and_needs_f
 
 
 def test_misorderings_name_each_pair_of_the_order_ranked_wrongly():
-    good = {"real": 5.0, "blur": 4.0, "patchwork": 2.0, "salt_and_pepper": 3.0, "shuffled": 1.0}
+    good = {"real": 5.0, "blur": 4.0, "patchwork": 2.0, "salt_and_pepper": 3.0, "shuffled": 1.0,
+            "binarized": 4.5, "binarized_patchwork": 1.5}
     assert misorderings(good, higher_is_better=True) == []
     # Blur below salt and pepper: not required either way.
     assert misorderings({**good, "blur": 2.5}, higher_is_better=True) == []
     sharp_wins = {**good, "patchwork": 4.5}  # what a sharpness detector does
     assert misorderings(sharp_wins, higher_is_better=True) == [("blur", "patchwork"), ("salt_and_pepper", "patchwork")]
     assert misorderings({name: -value for name, value in good.items()}, higher_is_better=False) == []
-    assert misorderings({**good, "shuffled": float("nan")}, higher_is_better=True) == [("patchwork", "shuffled")]
+    assert misorderings({**good, "shuffled": float("nan")}, higher_is_better=True) == [
+        ("patchwork", "shuffled"), ("binarized_patchwork", "shuffled")]
+    contrast_wins = {**good, "binarized_patchwork": 4.2}  # what a contrast detector does
+    assert misorderings(contrast_wins, higher_is_better=True) == [("blur", "binarized_patchwork")]
     assert misorderings({**good, "blur": 5.0}, higher_is_better=True) == [("real", "blur")]  # a tie fails
 
 
@@ -159,7 +171,7 @@ def test_every_degradation_is_deterministic_given_the_generator_seed(name):
     images = digit_like(5)
     first = DEGRADATIONS[name](images, generator=seeded(5))
     assert torch.equal(DEGRADATIONS[name](images, generator=seeded(5)), first)
-    if name in ("patchwork", "salt_and_pepper", "shuffled"):
+    if name in ("patchwork", "salt_and_pepper", "shuffled", "binarized_patchwork"):
         assert not torch.equal(DEGRADATIONS[name](images, generator=seeded(6)), first)
 
 
@@ -170,11 +182,13 @@ def test_validate_metric_scores_every_rung_and_passes_only_the_required_order():
         remaining = iter(values)
         return lambda samples: next(remaining)
 
-    passing = validate_metric(scripted([5, 4, 2, 3, 1]), higher_is_better=True, images=images, generator=seeded(7))
-    assert passing.passes and passing.scores == dict(zip(DEGRADATIONS, [5.0, 4.0, 2.0, 3.0, 1.0]))
-    lower = validate_metric(scripted([1, 2, 4, 3, 5]), higher_is_better=False, images=images, generator=seeded(7))
+    ordered = [5, 4, 2, 3, 1, 4.5, 1.5]
+    passing = validate_metric(scripted(ordered), higher_is_better=True, images=images, generator=seeded(7))
+    assert passing.passes and passing.scores == dict(zip(DEGRADATIONS, map(float, ordered)))
+    reversed_ = [6 - value for value in ordered]
+    lower = validate_metric(scripted(reversed_), higher_is_better=False, images=images, generator=seeded(7))
     assert lower.passes
-    wrong_way = validate_metric(scripted([1, 2, 4, 3, 5]), higher_is_better=True, images=images, generator=seeded(7))
+    wrong_way = validate_metric(scripted(reversed_), higher_is_better=True, images=images, generator=seeded(7))
     assert not wrong_way.passes and ("real", "blur") in wrong_way.misordered
 
 
@@ -194,3 +208,24 @@ def test_a_score_blind_to_the_degradations_fails(higher_is_better):
     )
     assert not brightness.passes
     assert brightness.scores["shuffled"] == pytest.approx(brightness.scores["real"], rel=1e-12)
+
+
+def test_binarize_makes_a_full_contrast_silhouette_at_the_middle_grey():
+    images = torch.tensor([0.0, 0.2, 0.49, 0.5, 0.8, 1.0], dtype=torch.float64).view(1, 1, 2, 3)
+    assert binarize(images).flatten().tolist() == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
+    assert binarize(images).dtype == torch.float64
+
+
+def test_the_binarized_patchwork_is_the_patchwork_binarized():
+    images = digit_like(8)
+    assert torch.equal(DEGRADATIONS["binarized_patchwork"](images, generator=seeded(3)),
+                       binarize(patchwork(images, generator=seeded(3))))
+
+
+def test_a_score_that_rewards_contrast_fails_on_saturated_fragments_against_blurred_digits():
+    # The EM-AE's Fashion-MNIST failure: full-contrast fragments. A score that only asks how far pixels sit
+    # from the middle grey rates them above blurred images, and the ladder must catch it.
+    contrast = validate_metric(lambda samples: float((2 * samples.double() - 1).abs().mean()), higher_is_better=True,
+                               images=digit_like(64), generator=seeded(9))
+    assert ("blur", "binarized_patchwork") in contrast.misordered
+    assert ("binarized", "binarized_patchwork") in contrast.misordered  # a tie: both are fully saturated

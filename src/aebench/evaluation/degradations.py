@@ -9,15 +9,22 @@ Copies of the same held-out images (`DEGRADATIONS`):
   real one at its own position, so strokes keep their sharpness, width and grey levels, but the whole
   is no digit or garment: the EM-AE's failure, sharp scribbles, at the sharpness of real data;
 - "salt_and_pepper": 20% of each image's pixels set to 0 or 1 (the shape stays under the noise);
-- "shuffled": each image's pixels permuted (intensities stay, every shape is gone).
+- "shuffled": each image's pixels permuted (intensities stay, every shape is gone);
+- "binarized": each pixel set to 0 or 1 at the threshold 0.5 (`binarize`): a full-contrast silhouette
+  of the same digit or garment, its grey levels gone;
+- "binarized_patchwork": a patchwork, binarized: full-contrast fragments of four images, the EM-AE's
+  failure as its Fashion-MNIST samples show it (saturated, and no one garment).
 
-What a person sees decides the order a metric must reproduce (`LADDER_ORDER`): a blurred digit and a
-noisy one are still digits, a patchwork and a shuffled image are not, and a patchwork still has
-strokes. So real > blur > patchwork > shuffled and real > salt_and_pepper > patchwork. Blur against
-salt and pepper is left unordered: which of two damaged digits is "more of a digit" is a matter of
-taste. The contrast that matters is blur > patchwork: a metric that rates sharp non-digits above
-blurred digits rewards sharpness, not being a digit, and would call the EM-AE's scribbles better
-samples than the VAE's soft digits.
+What a person sees decides the order a metric must reproduce (`LADDER_ORDER`): a blurred digit, a
+noisy one and a silhouette are still digits, a patchwork (binarized or not) and a shuffled image are
+not, and a patchwork still has strokes. So real > blur > patchwork > shuffled, real > salt_and_pepper
+> patchwork, blur > binarized_patchwork > shuffled and binarized > binarized_patchwork. Pairs whose
+order is a matter of taste are left unordered: blur against salt and pepper (which of two damaged
+digits is "more of a digit"), and the binarized rungs against real and against their grey twins (a
+silhouette of a digit is as much a digit, and a coverage metric may fairly prefer grey levels). The
+contrast that matters is blur > patchwork, at the sharpness of real data and at full contrast: a
+metric that rates sharp or saturated non-digits above blurred digits rewards sharpness or contrast,
+not being a digit, and would call the EM-AE's scribbles better samples than the VAE's soft digits.
 
 Images are float tensors (N, C, H, W) in [0, 1]; every degradation keeps shape, dtype and range, and
 draws its randomness from the `generator` it is given.
@@ -32,6 +39,7 @@ import torch
 from torch.nn import functional as F
 
 BLUR_SIGMA = 1.0  # pixels: enough to soften 28 x 28 strokes visibly, not to erase them
+BINARIZE_THRESHOLD = 0.5  # the middle grey: pixels at or above it become 1, the rest 0
 BLUR_TRUNCATE = 4.0  # kernel radius in sigmas, as scipy.ndimage.gaussian_filter: < 1e-4 of the mass lies beyond
 NOISE_FRACTION = 0.2  # of each image's pixels
 
@@ -96,6 +104,11 @@ def shuffle_pixels(images: torch.Tensor, *, generator: torch.Generator) -> torch
     return flat.gather(2, permutation[:, None, :].expand(-1, channels, -1)).reshape(images.shape)
 
 
+def binarize(images: torch.Tensor) -> torch.Tensor:
+    """Each pixel 1 where it is at least BINARIZE_THRESHOLD, else 0, in the images' dtype."""
+    return (images >= BINARIZE_THRESHOLD).to(images.dtype)
+
+
 PATCHWORK_SOURCES = 4  # one image per quadrant
 
 
@@ -129,13 +142,18 @@ DEGRADATIONS: dict[str, Callable[..., torch.Tensor]] = {
     "patchwork": lambda images, *, generator: patchwork(images, generator=generator),
     "salt_and_pepper": lambda images, *, generator: salt_and_pepper(images, generator=generator),
     "shuffled": lambda images, *, generator: shuffle_pixels(images, generator=generator),
+    # Added after the first five, so that the rungs before them draw the same random numbers as before.
+    "binarized": lambda images, *, generator: binarize(images),
+    "binarized_patchwork": lambda images, *, generator: binarize(patchwork(images, generator=generator)),
 }
 
 # The order a quality metric must reproduce, as chains from best to worst (see the module docstring):
-# each chain strictly ordered; rungs in no common chain (blur, salt_and_pepper) need no order.
+# each chain strictly ordered; rungs in no common chain (blur and salt_and_pepper, binarized and real) need no order.
 LADDER_ORDER: tuple[tuple[str, ...], ...] = (
     ("real", "blur", "patchwork", "shuffled"),
     ("real", "salt_and_pepper", "patchwork"),
+    ("blur", "binarized_patchwork", "shuffled"),
+    ("binarized", "binarized_patchwork"),
 )
 
 

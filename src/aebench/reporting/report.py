@@ -306,7 +306,7 @@ def table_section(inputs: ReportInputs) -> list[Block]:
 
 
 RUNG_LABELS = {"real": "real", "blur": "blurred", "patchwork": "patchwork", "salt_and_pepper": "salt and pepper",
-               "shuffled": "shuffled"}
+               "shuffled": "shuffled", "binarized": "binarized", "binarized_patchwork": "binarized patchwork"}
 
 
 def ladder_verdict(check: dict[str, Any]) -> str:
@@ -340,12 +340,16 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
         Paragraph("Each sample-quality metric scored real validation images against the test images, then the same "
                   "images blurred (Gaussian, σ = 1 pixel: soft but recognisable, the VAE's failure), as patchworks "
                   "(each image's four quadrants taken from four other images: sharp real strokes that make no digit "
-                  "or garment, the EM-AE's failure), with 20% salt-and-pepper noise and with their pixels shuffled. "
-                  "A metric must rank real > blurred > patchwork > shuffled and real > salt and pepper > patchwork, "
-                  "for one reason: a person calls a blurred or noisy digit a digit and a patchwork not, so a metric "
-                  "that puts sharp non-digits above blurred digits rewards sharpness, not digits (for coverage: a "
-                  "blurred copy reproduces its real image, a patchwork none). Blurred against noisy is a matter of "
-                  "taste and is not required. The ladder is run in two judges of different architectures, to tell a "
+                  "or garment, the EM-AE's failure), with 20% salt-and-pepper noise, with their pixels shuffled, "
+                  "binarized at the middle grey (a full-contrast silhouette of the same digit or garment) and as "
+                  "binarized patchworks (full-contrast fragments: the EM-AE's failure as its Fashion-MNIST samples "
+                  "show it). A metric must rank real > blurred > patchwork > shuffled, real > salt and pepper > "
+                  "patchwork, blurred > binarized patchwork > shuffled and binarized > binarized patchwork, for one "
+                  "reason: a person calls a blurred or noisy digit, or its silhouette, a digit and a patchwork not, "
+                  "so a metric that puts sharp or saturated non-digits above blurred digits rewards sharpness or "
+                  "contrast, not digits (for coverage: a blurred copy reproduces its real image, a patchwork none). "
+                  "Blurred against noisy, and a silhouette against its grey original, are matters of taste and are "
+                  "not required. The ladder is run in two judges of different architectures, to tell a "
                   "metric's failure from its feature space's, and every sample is measured in both: only the "
                   "(metric, judge) pairs that pass on every dataset decide which samples are better: "
                   f"{', '.join(passing) or 'none'}."),
