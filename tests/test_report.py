@@ -27,7 +27,7 @@ from aebench.common.errors import AebenchError
 from aebench.common.layout import ModelKey
 from aebench.reporting.columns import COLUMN_BY_KEY, MISSING
 from aebench.reporting.compare import COMPARE_FIGURES
-from aebench.reporting.findings import cell, column_finding, compare, comparison_table, findings
+from aebench.reporting.findings import cell, column_finding, compare, comparison_table, findings, pair_verdict
 from aebench.reporting.statistics import summarize
 
 NLL = COLUMN_BY_KEY["test.nll_iw"]
@@ -98,6 +98,49 @@ def test_a_difference_inside_the_noise_is_not_distinguishable_and_gives_the_inte
     assert comparison.sentence() == (f"VAE and EM-AE are not distinguishable with 3 seeds: EM-AE − VAE = "
                                      f"{interval_text(NOISE)} nats/image")
     assert interval_text(NOISE) == "+0.30 [-4.67, +5.27]"
+
+
+def test_a_pair_verdict_names_the_better_model_only_when_no_metric_that_tells_them_apart_disagrees():
+    probe_levels = [0.60, 0.65, 0.70]
+
+    def models(nll_differences, probe_differences):  # EM-AE - VAE at each seed, per column
+        vae = model("mnist", "vae", 4, per_seed={"test.nll_iw": SEED_LEVELS.tolist(), "probe.accuracy": probe_levels})
+        emae = model("mnist", "emae", 4, per_seed={
+            "test.nll_iw": (SEED_LEVELS + np.asarray(nll_differences)).tolist(),
+            "probe.accuracy": (np.asarray(probe_levels) + np.asarray(probe_differences) / 100).tolist()})
+        return vae, emae
+
+    # EM-AE's NLL is higher (worse) and its probe accuracy lower (worse): the VAE wins everywhere it is told apart.
+    verdict = pair_verdict(*models(CLEAR, [-x for x in CLEAR]), [NLL, PROBE])
+    assert not verdict.split and len(verdict.for_a) == 2 and not verdict.for_b
+    assert verdict.sentence() == ("VAE against EM-AE: VAE's samples are better than EM-AE's on every metric that "
+                                  "tells them apart: IW NLL, probe accuracy.")
+    # Worse NLL but a better probe: split, and no model is called better.
+    split = pair_verdict(*models(CLEAR, CLEAR), [NLL, PROBE])
+    assert split.split and split.sentence() == ("VAE against EM-AE: split: VAE's samples are better on IW NLL, "
+                                                "EM-AE's on probe accuracy; no model is called better.")
+    # One clear, one inside the noise: the clear one decides, the other is named as undecided.
+    one = pair_verdict(*models(NOISE, [-x for x in CLEAR]), [NLL, PROBE])
+    assert one.sentence() == ("VAE against EM-AE: VAE's samples are better than EM-AE's on every metric that tells "
+                              "them apart: probe accuracy; not distinguishable on IW NLL.")
+    none = pair_verdict(*models(NOISE, NOISE), [NLL, PROBE])
+    assert none.sentence() == "VAE against EM-AE: not distinguishable on any metric used (IW NLL, probe accuracy)."
+
+
+def test_a_split_sample_verdict_is_explained_by_what_each_metric_measures_and_its_ladder_numbers():
+    from aebench.reporting.report import judged_column, split_explanation
+
+    coverage, confidence = judged_column("samples", "coverage"), judged_column("samples", "mean_confidence")
+    vae = model("mnist", "vae", 4, per_seed={"samples.prior.coverage": [0.80, 0.82, 0.81],
+                                            "samples.prior.mean_confidence": [0.77, 0.78, 0.77]})
+    emae = model("mnist", "emae", 4, per_seed={"samples.prior.coverage": [0.17, 0.16, 0.18],
+                                              "samples.prior.mean_confidence": [0.81, 0.80, 0.81]})
+    verdict = pair_verdict(vae, emae, [coverage, confidence])
+    assert verdict.split
+    text = split_explanation([verdict], classifier_metrics("mnist", {"coverage": True, "mean_confidence": True}))
+    assert ("coverage, CNN judge measures coverage (ladder: real 0.100, blurred 0.200, patchwork 0.300, "
+            "binarized 0.150, binarized patchwork 0.350)") in text
+    assert "confidence, CNN judge measures fidelity (ladder: real 0.100" in text
 
 
 def test_the_findings_of_the_two_studies_differ_as_their_numbers_do():
@@ -382,6 +425,8 @@ def test_the_sample_section_decides_with_every_metric_judge_pair_that_passes_the
             in samples)
     assert "Not used (MNIST, mlp (second embedding)): `mean_confidence` fails: blurred 0.200 vs patchwork" in samples
     assert "paired 95% interval of the per-seed differences excludes zero" in samples  # the rule is stated
+    assert "Verdicts, from the pairs used and their paired 95% intervals:" in samples
+    assert len(re.findall(r"^- (AE|VAE|EM-AE) against (AE|VAE|EM-AE): ", samples, flags=re.M)) == 3  # each pair once
     assert (f"Pairs used: mean_confidence (CNN judge), {PASSED_METRIC} (CNN judge), {FAILED_METRIC} (MLP judge), "
             f"{PASSED_METRIC} (MLP judge).") in samples
 

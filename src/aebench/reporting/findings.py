@@ -125,3 +125,56 @@ def findings(results: list[ModelResults], columns: Iterable[MetricColumn] = COLU
             sentences = [text for column in columns if (text := column_finding(group, column)) is not None]
             sections.append(FindingSection(f"{dataset_label(dataset)}, {size}-D latent", sentences))
     return sections
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """Two models over several columns: which columns tell them apart, and for whom."""
+
+    a: ModelResults
+    b: ModelResults
+    for_a: list[Comparison]  # a distinguishably better
+    for_b: list[Comparison]
+    undecided: list[Comparison]
+
+    @property
+    def split(self) -> bool:
+        return bool(self.for_a) and bool(self.for_b)
+
+    def sentence(self) -> str:
+        a, b = variant_label(self.a.key.variant), variant_label(self.b.key.variant)
+
+        def names(comparisons: list[Comparison]) -> str:
+            return ", ".join(c.column.name for c in comparisons)
+
+        undecided = f"; not distinguishable on {names(self.undecided)}" if self.undecided else ""
+        if self.split:
+            text = (f"split: {a}'s samples are better on {names(self.for_a)}, {b}'s on {names(self.for_b)}"
+                    f"{undecided}; no model is called better")
+        elif self.for_a or self.for_b:
+            winner, loser, wins = (a, b, self.for_a) if self.for_a else (b, a, self.for_b)
+            text = f"{winner}'s samples are better than {loser}'s on every metric that tells them apart: {names(wins)}"
+            text += undecided
+        else:
+            text = f"not distinguishable on any metric used ({names(self.undecided)})"
+        unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in (self.a, self.b)
+                       for seed in m.unconverged_seeds]
+        if unconverged:
+            text = f"provisional ({', '.join(unconverged)} failed the convergence test): {text}"
+        return f"{a} against {b}: {text}."
+
+
+def pair_verdict(a: ModelResults, b: ModelResults, columns: Iterable[MetricColumn]) -> PairVerdict:
+    """a against b on every column with a direction that both have: each by its paired interval."""
+    for_a, for_b, undecided = [], [], []
+    for column in columns:
+        comparison = compare(a, b, column)
+        if comparison is None or column.lower_is_better is None:
+            continue
+        if not comparison.distinguishable:
+            undecided.append(comparison)
+        elif (comparison.difference.mean > 0) == column.lower_is_better:  # b - a > 0 is b worse when lower is better
+            for_a.append(comparison)
+        else:
+            for_b.append(comparison)
+    return PairVerdict(a=a, b=b, for_a=for_a, for_b=for_b, undecided=undecided)

@@ -20,7 +20,7 @@ from aebench.common.config import Params, load_params
 from aebench.evaluation.metrics import METRIC_DOCS, SECOND_JUDGE_SAMPLES  # the schema module: no torch
 from aebench.reporting.claims import Claim, Outcome, Setup, architecture_decides, assess
 from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn
-from aebench.reporting.findings import column_finding, comparison_table, findings
+from aebench.reporting.findings import PairVerdict, column_finding, comparison_table, findings, pair_verdict
 from aebench.reporting.labels import dataset_label, model_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
 from aebench.reporting.results import ModelResults, ReportInputError
@@ -44,6 +44,15 @@ SAMPLE_METRIC_MEANING = {
                      "nothing about quality",
     "top_class_share": "how much of the sample mass one class takes (the emae article's 'mostly 0')",
 }
+
+# What each sample-quality metric asks of a set of samples: whether each sample is plainly a digit or garment
+# (fidelity), how much of the real data the samples reproduce (coverage), or both at once.
+METRIC_PROPERTY = {"precision": "fidelity", "density": "fidelity", "mean_confidence": "fidelity",
+                   "confident_share": "fidelity", "recall": "coverage", "coverage": "coverage",
+                   "frechet_distance": "fidelity and coverage"}
+# The ladder's rungs that show whether a metric rewards sharpness or contrast rather than digits: quoted beside a
+# split verdict, so a reader sees what each side's metric does with sharp and saturated non-digits.
+CONTRAST_RUNGS = ("real", "blur", "patchwork", "binarized", "binarized_patchwork")
 
 
 @dataclass(frozen=True)
@@ -414,9 +423,15 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
                  for dataset, judge, name, check in failing]),
     ]
     prior = _sample_columns(inputs.classifier_metrics)
+    decisive = [column for column in prior if (column.key.split(".")[0], column.quality_metric) in passing]
     for dataset, group in sample_groups(inputs.results).items():
         sentences = [text for column in prior if (text := column_finding(group, column)) is not None]
-        blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences)]
+        verdicts = [pair_verdict(a, b, decisive) for i, a in enumerate(group) for b in group[i + 1:]]
+        blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences),
+                   Paragraph("Verdicts, from the pairs used and their paired 95% intervals:"),
+                   Bullets([verdict.sentence() for verdict in verdicts])]
+        if any(verdict.split for verdict in verdicts):
+            blocks.append(Paragraph(split_explanation(verdicts, inputs.classifier_metrics.get(dataset, {}))))
         for results in group:
             if samples_figure.applies(results.key):
                 path = figure_path(inputs.figures_dir, results.key, samples_figure)
@@ -424,6 +439,26 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
                 blocks.append(Figure(path=path, png=_read_png(path), alt=f"samples, {name}",
                                      caption=f"{name}: {samples_figure.caption(results, inputs.params)}"))
     return blocks
+
+
+def split_explanation(verdicts: list[PairVerdict], classifier_metrics: dict[str, Any]) -> str:
+    """Why the metrics of a split verdict disagree: what each measures, and what it did on this dataset's ladder
+    with sharp and saturated non-digits, so the grids can be read against it."""
+    records = {section: record["sample_metric_validation"] for section, _, record in _judges(classifier_metrics)}
+    parts = []
+    columns = {c.column.key: c.column for v in verdicts if v.split for c in v.for_a + v.for_b}  # each once
+    for column in columns.values():
+        section, metric = column.key.split(".")[0], column.key.split(".")[-1]
+        check = records.get(section, {}).get(metric)
+        ladder = "" if check is None else " (ladder: " + ", ".join(
+            f"{RUNG_LABELS[rung]} {check['values'][rung]:,.3f}" for rung in CONTRAST_RUNGS
+            if rung in check["values"]) + ")"
+        parts.append(f"{column.name} measures {METRIC_PROPERTY.get(metric, metric)}{ladder}")
+    return ("Where the verdict is split, the metrics ask different questions, and each passed the ladder, so "
+            "neither rewards sharpness or contrast alone (it ranks blurred images above full-contrast "
+            "fragments): " + "; ".join(parts) + ". Fidelity asks whether each sample is plainly a digit or garment, "
+            "coverage how much of the test set the samples reproduce. The grids below show both: read them for "
+            "how plainly each sample is one class, and for how varied and how like the test images they are.")
 
 
 def comparison_figures_section(inputs: ReportInputs) -> list[Block]:
