@@ -1,9 +1,8 @@
 """DVC stage `classifier@<dataset>`: the small CNN that judges generated samples, and a check of the judge.
 
 Trained on the train split, scored on the test split. It then validates every
-sample-quality metric on the validation ladder (real validation images, the
-same blurred, patchworks of their quadrants, with salt-and-pepper noise, with
-shuffled pixels: `aebench.evaluation.degradations`) and records which ones rank
+sample-quality metric on the validation ladder (real validation images and
+controlled copies of them: `aebench.evaluation.degradations`) and records which ones rank
 it in the required order; the report decides sample quality only with those.
 A second judge of another architecture (SECOND_JUDGE) is trained the same way
 and the ladder is run in its features too, to tell whether a metric's verdict

@@ -12,6 +12,8 @@ from typing import Literal
 
 from aebench.common.errors import ConfigError
 
+CLASSES = 10  # both datasets: ten digits, ten kinds of garment; labels are 0..9
+
 IdxKind = Literal["images", "labels"]
 OfficialSplit = Literal["train", "test"]
 

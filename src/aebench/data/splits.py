@@ -13,10 +13,9 @@ import numpy as np
 
 from aebench.common.errors import ConfigError, DataError
 from aebench.common.files import atomic_path, write_json
+from aebench.data.official import CLASSES
 from aebench.data.prepared import SPLITS, PreparedData, save_prepared
 from aebench.data.sources import ObtainedDataset
-
-NUM_CLASSES = 10
 
 
 def official_split(obtained: ObtainedDataset, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +28,8 @@ def official_split(obtained: ObtainedDataset, split: str) -> tuple[np.ndarray, n
         raise DataError(f"{images_file.path}: images are {images.shape[1:]}, expected 28x28")
     if len(images) != len(labels):
         raise DataError(f"{images_file.path}: {len(images)} images but {labels_file.path} has {len(labels)} labels")
-    if labels.size and labels.max() >= NUM_CLASSES:
-        raise DataError(f"{labels_file.path}: label {labels.max()} outside 0..{NUM_CLASSES - 1}")
+    if labels.size and labels.max() >= CLASSES:
+        raise DataError(f"{labels_file.path}: label {labels.max()} outside 0..{CLASSES - 1}")
     return images, labels
 
 
@@ -81,7 +80,7 @@ def data_info(
         },
         "splits": {split: int(len(prepared.labels[split])) for split in SPLITS},
         "label_counts": {
-            split: np.bincount(prepared.labels[split], minlength=NUM_CLASSES).tolist() for split in SPLITS
+            split: np.bincount(prepared.labels[split], minlength=CLASSES).tolist() for split in SPLITS
         },
         "split_seed": split_seed,
         "subset": subset,

@@ -36,9 +36,9 @@ from torch.nn import functional as F
 
 from aebench.common.errors import CheckpointError
 from aebench.common.files import write_bytes
+from aebench.data.official import CLASSES
 
 FORMAT = "aebench-classifier/1"
-CLASSES = 10
 FEATURES = 128
 # Test accuracy a classifier should reach to be trusted as a judge of samples (issue 4).
 TARGET_ACCURACY = {"mnist": 0.985, "fashion_mnist": 0.90}

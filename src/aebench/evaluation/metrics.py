@@ -25,12 +25,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from aebench.common.errors import AebenchError
+from aebench.data.official import CLASSES
 
 DETERMINISTIC_NOTE = (
     "a deterministic code has no q(z|x), so the model defines no density: "
     "no ELBO, importance-weighted likelihood, rate or KL"
 )
-CLASSES = 10
 _SLACK = 1e-9  # round-off allowed below a lower bound (a KL of -1e-16 is a zero)
 NATS = "nats/image"
 # Where sample images come from: the prior, and the two ex-post densities fitted on the training means.

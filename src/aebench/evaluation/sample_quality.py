@@ -17,8 +17,8 @@ the classifier's penultimate features. Reported (keys of METRIC_DOCS under
 The evaluation judges every source twice, by the judge (`samples`) and by the
 second judge (`samples_mlp_judge`): the same function, another classifier.
 
-Which of these rank the validation ladder (`degradations`: real, blurred,
-patchwork, salt-and-pepper, shuffled) in the required order is checked by the
+Which of these rank the validation ladder (`degradations.DEGRADATIONS`) in
+the required order (`degradations.LADDER_ORDER`) is checked by the
 classifier stage (`validate_sample_metrics`); the report decides which samples
 are better only with those that do.
 """
@@ -32,7 +32,8 @@ import torch
 
 from aebench.common.errors import ConfigError
 
-from aebench.evaluation.classifier import CLASSES, SampleClassifier, classify
+from aebench.data.official import CLASSES
+from aebench.evaluation.classifier import SampleClassifier, classify
 from aebench.evaluation.degradations import DEGRADATIONS, misorderings
 from aebench.evaluation.density_coverage import density_coverage
 from aebench.evaluation.frechet import feature_frechet_distance
