@@ -84,29 +84,34 @@ def main(argv: list[str] | None = None) -> None:
 
     held_out = data.split("val")[0]
 
-    def judged(architecture: str, stream: str) -> tuple[SampleClassifier, dict]:
-        """Train a judge, score it and run the ladder in its features: (model, its record)."""
+    def trained(architecture: str, stream: str) -> SampleClassifier:
         seed_everything(settings.seed, f"{stream}-init")
-        model = train_classifier(
+        return train_classifier(
             train_images, train_labels, epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
             generator=generator(settings.seed, f"{stream}-data"), architecture=architecture, device=device,
             report=reporter(architecture),
         )
+
+    def judged(model: SampleClassifier, architecture: str, partner: SampleClassifier | None) -> dict:
+        """Score a judge and run the ladder in its features (with `partner`: the two judges' agreement too)."""
         real = reference(model, test_images, device=device)
         validation = validate_sample_metrics(
             model, held_out, real, precision_recall_k=params.evaluate.precision_recall_k,
             precision_recall_images=params.evaluate.precision_recall_images,
             density_coverage_k=params.evaluate.density_coverage_k,
-            generator=generator(settings.seed, "degradations"), device=device,
+            generator=generator(settings.seed, "degradations"), partner=partner, device=device,
         )
-        return model, {"architecture": architecture,
-                       "test_accuracy": accuracy(model, test_images, test_labels, device=device),
-                       "real_mean_confidence": real.mean_confidence, "sample_metric_validation": validation}
+        return {"architecture": architecture,
+                "test_accuracy": accuracy(model, test_images, test_labels, device=device),
+                "real_mean_confidence": real.mean_confidence, "sample_metric_validation": validation}
 
-    model, judge = judged(JUDGE, "classifier")
-    judge_seconds = time.perf_counter() - started
-    second_model, second = judged(SECOND_JUDGE, "second-judge")
-    second_seconds = time.perf_counter() - started - judge_seconds
+    # Both judges first: the judge's ladder includes their agreement (`agreed_share`), which needs the second.
+    model = trained(JUDGE, "classifier")
+    second_model = trained(SECOND_JUDGE, "second-judge")
+    trained_seconds = time.perf_counter() - started
+    judge = judged(model, JUDGE, partner=second_model)
+    second = judged(second_model, SECOND_JUDGE, partner=None)
+    ladder_seconds = time.perf_counter() - started - trained_seconds
     test_accuracy = judge["test_accuracy"]
     config = {"dataset": spec.name, "seed": settings.seed, "classifier": params.to_dict()["classifier"]}
     save_classifier(args.out, model.cpu(), config=config, test_accuracy=test_accuracy, second=second_model.cpu())
@@ -120,12 +125,14 @@ def main(argv: list[str] | None = None) -> None:
     })
     seconds = time.perf_counter() - started
     write_runinfo(runinfo, {"stage": "classifier", "dataset": spec.name, "seconds": seconds,
-                            "second_judge_seconds": second_seconds, "device": str(device)})
+                            "training_seconds": trained_seconds,
+                            "ladder_seconds": ladder_seconds, "device": str(device)})
     for record in (judge, second):
         passed = [name for name, check in record["sample_metric_validation"].items() if check["passes"]]
         print(f"{stage}: {record['architecture']} judge: test accuracy {record['test_accuracy']:.4f}; sample "
               f"metrics that pass the ladder: {', '.join(passed) or 'none'}", file=sys.stderr)
-    print(f"{stage}: {seconds:.1f} s, of which the second judge {second_seconds:.1f} s -> {args.out}",
+    print(f"{stage}: {seconds:.1f} s, of which training {trained_seconds:.1f} s and the ladders "
+          f"{ladder_seconds:.1f} s -> {args.out}",
           file=sys.stderr)
     target = TARGET_ACCURACY[spec.name]
     if test_accuracy < target:

@@ -101,6 +101,8 @@ def metrics_payload(key: ModelKey, seed: int, values: Mapping[str, Any] | None =
     # The second judge's section: the same defaults, set apart by `values` where a test needs it.
     flat |= {f"{SECOND_JUDGE_SAMPLES}.{key.removeprefix('samples.')}": value for key, value in flat.items()
              if key.startswith("samples.")}
+    for source in SAMPLE_SOURCES:  # the two judges' agreement: once, in the judge's section
+        flat[f"samples.{source}.agreed_share"] = 0.5
     unknown = sorted(set(values or {}) - set(flat))
     if unknown:
         raise KeyError(f"not a metrics key: {unknown[0]}")

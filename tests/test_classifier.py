@@ -25,6 +25,7 @@ from aebench.evaluation.classifier import (
 )
 from aebench.evaluation.sample_quality import (
     QUALITY_METRICS,
+    agreed_share,
     judge_samples,
     prior_codes,
     reference,
@@ -205,7 +206,7 @@ def passing(validation: dict) -> list[str]:
 
 def test_validation_scores_each_quality_metric_on_every_rung_and_names_what_it_misorders(trained, real):
     validation = validate(trained, real)
-    assert list(validation) == list(QUALITY_METRICS) == [
+    assert list(validation) == list(QUALITY_METRICS)[:-1] == [  # the last, agreed_share, needs a partner judge
         "frechet_distance", "precision", "recall", "density", "coverage", "mean_confidence", "confident_share"]
     for name, check in validation.items():
         assert list(check["values"]) == list(degradations.DEGRADATIONS)
@@ -297,3 +298,52 @@ def test_the_stage_saves_the_second_judge_it_ran_the_ladder_in(tmp_path, load_st
     assert second.architecture == record["architecture"] == "mlp"
     assert accuracy(second, images, labels) == record["test_accuracy"]  # the judge whose ladder is recorded
     assert load_classifier(out)[0].architecture == "cnn"
+
+
+# --- recognisability by two judges --------------------------------------------------------------
+
+
+def test_agreed_share_counts_images_both_judges_name_alike_each_with_probability_at_least_0_9():
+    def probabilities(rows):  # (class, probability of it): the rest spread evenly over the other nine
+        out = torch.empty(len(rows), 10)
+        for index, (label, p) in enumerate(rows):
+            out[index] = (1 - p) / 9
+            out[index, label] = p
+        return out
+
+    first = probabilities([(3, 0.95), (3, 0.95), (3, 0.95), (3, 0.85)])
+    second = probabilities([(3, 0.99), (4, 0.99), (3, 0.85), (3, 0.99)])
+    # Only the first image: the second is named differently, the third and fourth are below 0.9 in one judge.
+    assert agreed_share(first, second) == pytest.approx(0.25)
+    assert agreed_share(second, first) == pytest.approx(0.25)
+
+
+@pytest.fixture(scope="module")
+def contrary(trained) -> SampleClassifier:
+    """A judge as confident as `trained` on the same images, but naming each class as the next one."""
+    images, labels = synthetic_classes(600, seed=0)
+    torch.manual_seed(0)
+    return train_classifier(images, (labels + 1) % 10, epochs=2, batch_size=32, lr=3e-3,
+                            generator=torch.Generator().manual_seed(0))
+
+
+def test_two_judges_agree_on_real_images_only_when_they_name_the_same_classes(trained, real, contrary):
+    images, _ = synthetic_classes(200, seed=1)
+    settings = dict(precision_recall_k=3, precision_recall_images=200, density_coverage_k=5)
+    alone = judge_samples(trained, images, real, **settings)
+    assert "agreed_share" not in alone  # without a partner there is nothing to agree with
+    with_itself = judge_samples(trained, images, real, partner=trained, **settings)
+    assert with_itself["agreed_share"] == pytest.approx(with_itself["confident_share"]) and with_itself[
+        "agreed_share"] > 0.9
+    # Each judge alone is confident on these images; together they agree on none.
+    contrary_alone = judge_samples(contrary, images, reference(contrary, images), **settings)
+    assert contrary_alone["confident_share"] > 0.9
+    assert judge_samples(trained, images, real, partner=contrary, **settings)["agreed_share"] == 0.0
+
+
+def test_the_ladder_holds_the_two_judges_agreement_only_when_given_a_partner(trained, real):
+    assert "agreed_share" not in validate(trained, real)
+    validation = validate(trained, real, partner=trained)
+    check = validation["agreed_share"]
+    assert list(check["values"]) == list(degradations.DEGRADATIONS) and check["higher_is_better"] is True
+    assert check["values"]["real"] > check["values"]["shuffled"]

@@ -38,7 +38,8 @@ DATASETS = ("mnist", "fashion_mnist")
 VARIANTS = ("ae", "vae", "emae")
 SIZES = (2, 6)
 SEEDS = (0, 1)
-QUALITY = frozenset({"precision", "recall", "density", "coverage", "frechet_distance", "mean_confidence", "confident_share"})
+QUALITY = frozenset({"precision", "recall", "density", "coverage", "frechet_distance", "mean_confidence", "confident_share",
+                     "agreed_share"})
 LABELS = {"ae": "AE", "vae": "VAE", "emae": "EM-AE"}
 MU_IMAGES = 12
 
@@ -76,8 +77,8 @@ def replicate(key: ModelKey, seed: int, *, au_threshold: float = 0.01,
         "convergence.converged": seed == 0,  # seed 1 of every model failed its convergence test
     }
     for source in ("prior", "gaussian", "gmm"):
-        for name in ("precision", "recall", "density", "coverage", "mean_confidence", "confident_share", "class_entropy",
-                     "top_class_share"):
+        for name in ("precision", "recall", "density", "coverage", "mean_confidence", "confident_share", "agreed_share",
+                     "class_entropy", "top_class_share"):
             flat[f"samples.{source}.{name}"] = float(rng.uniform(0.1, 0.9))
         flat[f"samples.{source}.frechet_distance"] = float(rng.uniform(1, 60))
     mu = rng.normal(size=(20, dims)) * np.sqrt(activity)  # (N, D): posterior means with variance ~ A_u

@@ -87,6 +87,12 @@ def _sample_metrics(source: str, what: str, section: str = "samples") -> dict[st
             kind="float", doc="recognisability: share of samples the classifier labels with a top-class probability "
             "of at least 0.9 (plainly one digit or garment)", unit="fraction", minimum=0, maximum=1,
         ),
+        f"{prefix}.agreed_share": Metric(
+            kind="float", doc="recognisability by two judges: share of samples that the judge (the CNN) and the "
+            "second judge (the MLP) both label as the same class with a top-class probability of at least 0.9; one "
+            "network's confidence on inputs unlike its training data is its own quirk, two networks' agreement is "
+            "not", unit="fraction", minimum=0, maximum=1,
+        ),
         f"{prefix}.frechet_distance": Metric(
             kind="float", doc="Fréchet distance between Gaussians fitted to the classifier's penultimate features of "
             "the samples and of the test images (lower = closer; mixes fidelity and coverage)",
@@ -112,6 +118,7 @@ def _sample_metrics(source: str, what: str, section: str = "samples") -> dict[st
     }
     if section == "samples":
         return metrics
+    del metrics[f"{prefix}.agreed_share"]  # held once, in the judge's section
     return {key: replace(metric, doc=f"{metric.doc}; judged by the second judge, the MLP on the pixels "
                          "(`samples` holds the CNN judge's)") for key, metric in metrics.items()}
 

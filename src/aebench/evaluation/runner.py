@@ -154,11 +154,13 @@ def evaluate_replicate(
             codes = torch.from_numpy(density.sample(settings.sample_count, seed=derived_seed(seed, f"expost-{source}")))
             expost_codes[f"expost_{source}"] = codes[:FIGURE_SAMPLES].numpy().astype(np.float32)
         images = decoded_images(model, codes, device=device)
-        for judged, (judge, judge_real) in ((samples, (classifier, real)), (second_samples, second_judge)):
+        # The judge's section also holds the two judges' agreement (`agreed_share`), as the ladder has it.
+        for judged, (judge, judge_real), partner in ((samples, (classifier, real), second_judge[0]),
+                                                     (second_samples, second_judge, None)):
             judged[source] = judge_samples(
                 judge, images, judge_real, precision_recall_k=settings.precision_recall_k,
                 precision_recall_images=settings.precision_recall_images,
-                density_coverage_k=settings.density_coverage_k, device=device,
+                density_coverage_k=settings.density_coverage_k, partner=partner, device=device,
             )
 
     metrics = {

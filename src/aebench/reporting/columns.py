@@ -47,6 +47,8 @@ def _sample_columns(source: str, label: str) -> tuple[MetricColumn, ...]:
                      quality_metric="mean_confidence"),
         MetricColumn(f"{label} recognisable", f"{prefix}.confident_share", "%", 1, False, 100.0,
                      quality_metric="confident_share"),
+        MetricColumn(f"{label} recognisable by both judges", f"{prefix}.agreed_share", "%", 1, False, 100.0,
+                     quality_metric="agreed_share"),
         MetricColumn(f"{label} class entropy", f"{prefix}.class_entropy", "0-1", 3, None),
         MetricColumn(f"{label} top-class share", f"{prefix}.top_class_share", "%", 1, None, 100.0),
     )

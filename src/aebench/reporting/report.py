@@ -34,8 +34,11 @@ SAMPLE_METRIC_MEANING = {
                "a junk sample inside one outlier's large ball counts 1/k, not 1 as in precision",
     "coverage": "diversity: the share of real images whose own k-NN ball holds some sample (Naeem et al. 2020); "
                 "junk samples spread widely do not cover the data, as they do under recall",
-    "confident_share": "recognisability: the share of samples the judge labels with probability >= 0.9, i.e. plainly "
-                       "one digit or garment; the mean confidence averages these with the ambiguous ones",
+    "confident_share": "one judge's recognisability: the share of samples the judge labels with probability >= 0.9, "
+                       "i.e. plainly one digit or garment to that network; the mean confidence averages these with "
+                       "the ambiguous ones",
+    "agreed_share": "recognisability by two judges: the share of samples that both judges, a CNN and an MLP, name as "
+                    "the same class with probability >= 0.9",
     "frechet_distance": "one number for both: distance between Gaussians fitted to the features of samples and "
                         "real images; a set of blurry but varied samples can beat sharp but narrow ones",
     "mean_confidence": "how confidently the classifier assigns samples to some class; high for sharp but "
@@ -48,7 +51,7 @@ SAMPLE_METRIC_MEANING = {
 # What each sample-quality metric asks of a set of samples: whether each sample is plainly a digit or garment
 # (fidelity), how much of the real data the samples reproduce (coverage), or both at once.
 METRIC_PROPERTY = {"precision": "fidelity", "density": "fidelity", "mean_confidence": "fidelity",
-                   "confident_share": "fidelity", "recall": "coverage", "coverage": "coverage",
+                   "confident_share": "fidelity", "agreed_share": "fidelity", "recall": "coverage", "coverage": "coverage",
                    "frechet_distance": "fidelity and coverage"}
 # The ladder's rungs that show whether a metric rewards sharpness or contrast rather than digits: quoted beside a
 # split verdict, so a reader sees what each side's metric does with sharp and saturated non-digits.
@@ -105,16 +108,30 @@ def passing_pairs(classifier_metrics: dict[str, dict[str, Any]]) -> set[tuple[st
     return set.intersection(*per_dataset) if per_dataset else set()
 
 
+# One judge's confidence in samples, compared with no real image: a network can be confident on inputs unlike its
+# training data (the CNN judge is, on shuffled Fashion-MNIST garments), and samples are such inputs, so passing the
+# ladder does not make it safe on them. Shown with its ladder result, never decisive: recognisability is decided
+# by the two judges' agreement (`agreed_share`), which one network's quirk cannot raise.
+JUDGE_OPINIONS = ("mean_confidence", "confident_share")
+BOTH_JUDGES = ("agreed_share",)  # measured by the two judges together; held in the judge's section
+
+
+def decisive_pairs(classifier_metrics: dict[str, dict[str, Any]]) -> set[tuple[str, str]]:
+    """`passing_pairs` that may decide a finding: not a single judge's opinion (JUDGE_OPINIONS)."""
+    return {(section, name) for section, name in passing_pairs(classifier_metrics) if name not in JUDGE_OPINIONS}
+
+
 def passing_quality_metrics(classifier_metrics: dict[str, dict[str, Any]]) -> set[str]:
     """The sample-quality metrics that ranked the controlled degradations correctly on every dataset, in the
-    (first) judge's features: what the comparison table and the findings show."""
-    return {name for section, name in passing_pairs(classifier_metrics) if section == "samples"}
+    (first) judge's features, and may decide: what the comparison table and the findings show."""
+    return {name for section, name in decisive_pairs(classifier_metrics) if section == "samples"}
 
 
 def judged_column(section: str, metric: str, *, source: str = "prior") -> MetricColumn:
     """The column of `metric` of `source` samples as the judge of `section` measures it."""
     column = COLUMN_BY_KEY[f"samples.{source}.{metric}"]
-    return replace(column, key=f"{section}.{source}.{metric}", name=f"{column.name}, {JUDGE_NAMES[section]}")
+    name = column.name if metric in BOTH_JUDGES else f"{column.name}, {JUDGE_NAMES[section]}"
+    return replace(column, key=f"{section}.{source}.{metric}", name=name)
 
 
 def reported_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
@@ -343,7 +360,7 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
             differ = [name for name in first if name in second and name not in same]
             agreement.append(f"{dataset_label(dataset)}: the {judges[1][1]} gives the same verdict for "
                              f"{', '.join(same) or 'no metric'}; another for {', '.join(differ) or 'no metric'}")
-    passing = [f"{name} ({JUDGE_NAMES[section]})" for section, name in sorted(passing_pairs(inputs.classifier_metrics))]
+    passing = [_pair_name(section, name) for section, name in sorted(decisive_pairs(inputs.classifier_metrics))]
     return [
         Heading("Which sample metrics can be trusted: the validation ladder", 2),
         Paragraph("Each sample-quality metric scored real validation images against the test images, then the same "
@@ -377,18 +394,26 @@ def sample_groups(results: list[ModelResults]) -> dict[str, list[ModelResults]]:
     return groups
 
 
+def _pair_name(section: str, metric: str) -> str:
+    return f"{metric} (both judges)" if metric in BOTH_JUDGES else f"{metric} ({JUDGE_NAMES[section]})"
+
+
 def _sample_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
-    """The N(0, I) sample columns the sample section states: each passing (metric, judge) pair, and each mixed
-    measure that failed in a judge, its name saying so (shown, never a finding by itself)."""
-    passing = passing_pairs(classifier_metrics)
+    """The N(0, I) sample columns the sample section states: each decisive (metric, judge) pair, each single
+    judge's opinion that passed, and each mixed measure that failed in a judge, their names saying so (shown,
+    never a finding by themselves)."""
+    passing, decisive = passing_pairs(classifier_metrics), decisive_pairs(classifier_metrics)
     columns = []
     for section in JUDGE_NAMES:
         for column in COLUMNS:
             metric = column.quality_metric
             if metric is None or not column.key.startswith("samples.prior."):
                 continue
-            if (section, metric) in passing:
+            if (section, metric) in decisive:
                 columns.append(judged_column(section, metric))
+            elif (section, metric) in passing:
+                judged = judged_column(section, metric)
+                columns.append(replace(judged, name=f"{judged.name} [one judge's opinion; not decisive]"))
             elif metric in MIXED_METRICS:
                 judged = judged_column(section, metric)
                 columns.append(replace(judged, name=f"{judged.name} [mixed; fails the ladder]"))
@@ -402,9 +427,11 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
     from aebench.reporting.figures import figure_path
 
     samples_figure = _samples_figure()
-    passing = passing_pairs(inputs.classifier_metrics)
-    used = [f"{name} ({JUDGE_NAMES[section]})" for section in JUDGE_NAMES for name in sorted(
+    passing = decisive_pairs(inputs.classifier_metrics)
+    used = [_pair_name(section, name) for section in JUDGE_NAMES for name in sorted(
         name for judge, name in passing if judge == section)]
+    opinions = sorted({_pair_name(section, name) for section, name in passing_pairs(inputs.classifier_metrics)
+                       if name in JUDGE_OPINIONS})
     failing = [(dataset, judge, name, check) for dataset, metrics in inputs.classifier_metrics.items()
                for _, judge, record in _judges(metrics)
                for name, check in record["sample_metric_validation"].items() if not check["passes"]]
@@ -415,9 +442,14 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
                   "(`samples_mlp_judge.<source>.<metric>`). The rule: a (metric, judge) pair decides which samples "
                   "are better only if it ranked the validation ladder in the required order on every dataset, and "
                   "a model's samples are stated better only where the paired 95% interval of the per-seed "
-                  "differences excludes zero. Pairs used: " + (", ".join(used) or "none") + ". The Fréchet distance "
-                  "is shown as a mixed measure with its ladder result where it fails. The grids are the evidence the "
-                  "numbers must agree with."
+                  "differences excludes zero. Pairs used: " + (", ".join(used) or "none") + ". A single judge's "
+                  "confidence is shown but decides nothing, even where it passes the ladder ("
+                  + (", ".join(opinions) or "none here") + "): it compares the samples with no real image, and a "
+                  "network can be confident on inputs unlike its training data (the CNN judge is on shuffled "
+                  "Fashion-MNIST garments), which samples are; recognisability is decided by the two judges "
+                  "agreeing (`agreed_share`: both name the same class with probability at least 0.9), which one "
+                  "network's quirk cannot raise. The Fréchet distance is shown as a mixed measure with its ladder "
+                  "result where it fails. The grids are the evidence the numbers must agree with."
                   + ("" if passing else " No (metric, judge) pair passed the ladder: no sample finding is stated.")),
         Bullets([f"Not used ({dataset_label(dataset)}, {judge}): `{name}` {ladder_verdict(check)}"
                  for dataset, judge, name, check in failing]),
