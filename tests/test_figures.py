@@ -170,15 +170,15 @@ def test_the_registry_imports_without_torch():
 
 
 def test_the_stage_imports_no_torch(study, tmp_path):
-    """It draws from files: run whole in a fresh interpreter, it never loads torch."""
+    """It draws from files: run whole in a fresh interpreter (t-SNE included), it never loads torch."""
     root, _ = study
-    args = stage_args(root, tmp_path / "out", "--variant", "ae", "--latent-dim", "2")
+    args = stage_args(root, tmp_path / "out", "--variant", "vae", "--latent-dim", "4")
     probe = (f"import runpy, sys; sys.path.insert(0, {str(REPO / 'stages')!r}); "
              f"runpy.run_path({str(REPO / 'stages' / 'figures.py')!r})['main']({args!r}); "
              "print('torch imported:', 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True)
     assert "torch imported: False" in done.stdout, done.stdout + done.stderr[-2000:]
-    assert len(list((tmp_path / "out" / "mnist" / "ae" / "latent-2").glob("*.png"))) == 12
+    assert len(list((tmp_path / "out" / "mnist" / "vae" / "latent-4").glob("*.png"))) == 12
 
 
 # ---------------------------------------------------------------- the stage's outputs
