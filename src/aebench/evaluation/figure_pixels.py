@@ -45,7 +45,8 @@ def _pixels(model, codes: torch.Tensor, device) -> np.ndarray:
 
 
 def figure_pixels(model, targets: torch.Tensor, labels: torch.Tensor, figures: FigureParams,
-                  expost: dict[str, np.ndarray], *, seed: int, device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+                  expost: dict[str, np.ndarray], *, seed: int,
+                  device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
     """The arrays of the module docstring for `model` (on `device`, eval mode), seed `seed`.
 
     `targets` (N, 1, 28, 28) and `labels` (N,) are the test split as the

@@ -59,7 +59,7 @@ EXPOST_FIT_IMAGES = 5_000  # training means a density is fitted on: EM on all 55
 # Training means the linear probe and the k-NN classifier learn from: on all 55 000, L-BFGS costs ~5x
 # more for < 1 point, and the k-NN search ~5x more (2.4 s of a 2-core study's ~18 s evaluation per model).
 PROBE_TRAIN_IMAGES = 10_000
-FIGURE_SAMPLES = 64  # ex-post codes kept for the figures' sample grids (at most samples_grid^2 are drawn)
+FIGURE_SAMPLES = 64  # ex-post codes kept in the latent arrays; the figure pixels decode the first samples_grid^2
 
 
 @dataclass(frozen=True)
