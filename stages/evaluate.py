@@ -3,7 +3,9 @@
 Writes, per latent size D and seed s, the metrics JSON (keys documented in
 aebench.evaluation.metrics, with the convergence test read from the model's
 training history under `<history>`) under `<metrics>/<dataset>/<variant>/latent-<D>/seed-<s>.json`
-and the latent arrays for the figures under `<latent>`; then logs the numbers
+and the latent arrays for the figures under `<latent>` (for the first seed of
+params, also the pixels its figures draw: `seed-<s>.figures.npz`, see
+aebench.evaluation.figure_pixels); then logs the numbers
 to the MLflow run that trained that checkpoint. A checkpoint that is not the
 model its output paths name, or was trained with other params, is refused
 before any work. Without --dataset and --variant it evaluates every model of
@@ -33,6 +35,8 @@ from aebench.common.runtime import resolve_device
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
 from aebench.evaluation.classifier import load_classifier, load_second_judge
 from aebench.evaluation.convergence import Convergence, history_convergence
+from aebench.evaluation.figure_pixels import check_figures_fit_data
+from aebench.evaluation.metrics import FIGURE_PIXELS_SUFFIX
 from aebench.evaluation.tracking import log_evaluation, training_run_id
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.runner import check_settings_fit_data
@@ -66,6 +70,7 @@ class EvaluateJob:
     classifier: Path
     metrics: Path
     latent: Path
+    figure_pixels: Path | None  # where the figures' pixels go: the first seed only
     settings: EvaluateParams
     figures: FigureParams
     convergence: Convergence
@@ -101,8 +106,11 @@ def evaluate_job(job: EvaluateJob) -> EvaluateResult:
         print(f"evaluate {job.replicate.name}: {line}", file=sys.stderr, flush=True)
 
     evaluation = evaluate_replicate(model, data, classifier, real, job.settings, job.figures,
-                                    second_judge=second_judge, convergence=job.convergence, device=job.device, log=log)
+                                    second_judge=second_judge, convergence=job.convergence, device=job.device,
+                                    with_figure_pixels=job.figure_pixels is not None, log=log)
     write_npz(job.latent, **evaluation.latent)
+    if job.figure_pixels is not None:
+        write_npz(job.figure_pixels, **evaluation.figure_pixels)
     write_json(job.metrics, evaluation.metrics)  # last: its presence means the evaluation finished
     return EvaluateResult(metrics=evaluation.metrics, seconds=time.perf_counter() - started)
 
@@ -142,19 +150,24 @@ def main(argv: list[str] | None = None) -> None:
             raise CheckpointError(f"{classifier}: a classifier of {judged!r}, but it would judge {dataset!r} samples")
         load_second_judge(classifier)  # a file from before the second judge was saved: refused before any work
     for dataset in {key.dataset for key in keys}:
-        check_settings_fit_data(params.evaluate, load_prepared(args.prepared / f"{dataset}.npz"))
+        data = load_prepared(args.prepared / f"{dataset}.npz")
+        check_settings_fit_data(params.evaluate, data)
+        check_figures_fit_data(params.figures, len(data.labels["test"]))
     convergence = {r: model_convergence(r.path(args.history, ".csv"), params) for r in replicates}
     jobs = [
         EvaluateJob(
             replicate=r, checkpoint=r.path(args.models, ".pt"), data=args.prepared / f"{r.key.dataset}.npz",
             classifier=args.classifiers / f"{r.key.dataset}.pt", metrics=r.path(args.metrics, ".json"),
-            latent=r.path(args.latent, ".npz"), settings=params.evaluate, figures=params.figures,
+            latent=r.path(args.latent, ".npz"),
+            figure_pixels=r.path(args.latent, FIGURE_PIXELS_SUFFIX) if r.seed == params.seeds[0] else None,
+            settings=params.evaluate, figures=params.figures,
             convergence=convergence[r], device=str(device),
         )
         for r in replicates
     ]
     runinfo = {r: r.path(args.runinfo / "evaluate", ".json") for r in replicates}
-    check_writable([path for job in jobs for path in (job.metrics, job.latent)] + list(runinfo.values()))
+    check_writable([path for job in jobs for path in (job.metrics, job.latent, job.figure_pixels) if path]
+                   + list(runinfo.values()))
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
     progress = StageProgress(total=len(jobs), label="evaluate")

@@ -1,9 +1,10 @@
 """DVC stage `figures@<dataset>-<variant>`: every per-model PNG of one variant at every latent size.
 
 Writes `<out>/<dataset>/<variant>/latent-<D>/<name>.png` for each figure of
-`aebench.reporting.figures.MODEL_FIGURES` that applies to the model. Reads
-every seed's metrics, history and latent arrays, the first seed's checkpoint,
-and the test split, binarized with the first seed as its evaluation scored it.
+`aebench.reporting.figures.MODEL_FIGURES` that applies to the model. Only
+reads files: every seed's metrics, history and latent arrays, and the pixels
+the evaluation decoded for the first seed's figures (`seed-<s>.figures.npz`
+beside its latent arrays); no checkpoint, no data, no torch.
 Every input is checked before any drawing, and `<out>/<dataset>/<variant>`
 appears complete or not at all (with --latent-dim, only that size's folder is
 replaced). Without --dataset and --variant it draws every model of the params
@@ -25,15 +26,12 @@ from aebench.common.files import atomic_path, check_writable
 from aebench.common.layout import ModelKey, selected_keys
 from aebench.common.parallel import one_thread
 from aebench.common.stage_item import add_item_argument, resolve_item
-from aebench.data.binarize import fixed_targets
-from aebench.data.prepared import load_prepared
-from aebench.models.checkpoint import load_model
 from aebench.reporting.figures import (
     FigureInputs,
-    check_model_identity,
     check_results,
-    check_test_split,
     draw_model_figures,
+    figure_pixels_path,
+    read_figure_pixels,
 )
 from aebench.reporting.results import Roots, load_results
 
@@ -44,11 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", help="draw this dataset only (default: every dataset of params)")
     parser.add_argument("--variant", help="draw this variant only (default: every variant of params)")
     parser.add_argument("--latent-dim", type=int, help="draw this latent size only (default: every one)")
-    parser.add_argument("--prepared", type=Path, required=True, help="folder of prepared <dataset>.npz files")
-    parser.add_argument("--models", type=Path, required=True, help="root folder of the checkpoints")
     parser.add_argument("--history", type=Path, required=True, help="root folder of the per-epoch CSVs")
     parser.add_argument("--metrics", type=Path, required=True, help="root folder of the metrics JSONs")
-    parser.add_argument("--latent", type=Path, required=True, help="root folder of the latent arrays")
+    parser.add_argument("--latent", type=Path, required=True,
+                        help="root folder of the latent arrays and figure pixels")
     parser.add_argument("--out", type=Path, required=True, help="root folder of the PNGs to write")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return resolve_item(parser.parse_args(argv))
@@ -63,37 +60,22 @@ def main(argv: list[str] | None = None) -> None:
     for key in keys:
         folder = key.folder(args.out) if args.latent_dim is not None else args.out / key.dataset / key.variant
         folders.setdefault(folder, []).append(key)
-    first_seed = params.seeds[0]
-    one_thread()  # the decoded pixels do not depend on the machine's core count
+    one_thread()  # t-SNE's PCA start and the PNG bytes must not depend on the machine's core count
 
     # Every input is read and checked before anything is drawn.
     roots = Roots(metrics=args.metrics, history=args.history, latent=args.latent)
     results = {each.key: each for each in load_results(params, roots, keys)}
+    pixels = {}
     for key in keys:
         check_results(results[key], params, roots)
-    models = {}
-    for key in keys:
-        replicate = key.replicate(first_seed)
-        path = replicate.path(args.models, ".pt")
-        models[key] = load_model(path)
-        check_model_identity(path, models[key].config, replicate, params)
-    test = {}
-    for dataset in dict.fromkeys(key.dataset for key in keys):
-        path = args.prepared / f"{dataset}.npz"
-        images, labels = load_prepared(path).split("test")
-        for key in keys:
-            if key.dataset == dataset:
-                check_test_split(images, labels, results[key], params, path)
-        test[dataset] = fixed_targets(images, params.data.binarize, seed=first_seed, split="test"), labels
+        pixels[key] = read_figure_pixels(figure_pixels_path(args.latent, results[key]), key, params)
     check_writable(list(folders))  # after the checks, so a refused input leaves no empty folder behind
 
     for folder, group in folders.items():
         with atomic_path(folder) as tmp:
             for key in group:
                 started = time.perf_counter()
-                images, labels = test[key.dataset]
-                inputs = FigureInputs(results=results[key], params=params, model=models[key], test_images=images,
-                                      test_labels=labels)
+                inputs = FigureInputs(results=results[key], params=params, pixels=pixels[key])
                 written = draw_model_figures(inputs, tmp / key.folder(args.out).relative_to(folder))
                 print(f"{key.name}: {len(written)} figures in {time.perf_counter() - started:.1f} s",
                       file=sys.stderr, flush=True)

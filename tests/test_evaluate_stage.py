@@ -25,7 +25,7 @@ from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import SampleClassifier, save_classifier
 from aebench.evaluation.convergence import history_convergence
-from aebench.evaluation.metrics import DETERMINISTIC_NOTE, check_metrics
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE, FIGURE_PIXELS_SUFFIX, check_metrics
 from aebench.models.autoencoder import model_config
 from aebench.models.checkpoint import load_model, save_checkpoint
 from aebench.training.trainer import write_history
@@ -149,7 +149,9 @@ def metrics_of(root: Path, replicate, folder: str = "metrics") -> dict:
 def test_every_model_gets_metrics_that_pass_the_schema_and_its_latent_arrays(evaluated):
     root, found, _ = evaluated
     assert files_under(root / "metrics") == sorted(r.path("", ".json").as_posix() for r in found.values())
-    assert files_under(root / "latent") == sorted(r.path("", ".npz").as_posix() for r in found.values())
+    # One seed in params: each replicate is its model's first seed, so each gets its figure pixels too.
+    assert files_under(root / "latent") == sorted(r.path("", suffix).as_posix() for r in found.values()
+                                                  for suffix in (".npz", FIGURE_PIXELS_SUFFIX))
     assert files_under(root / "runinfo") == sorted(r.path("evaluate", ".json").as_posix() for r in found.values())
     for (variant, latent_dim), replicate in found.items():
         metrics = metrics_of(root, replicate)
@@ -195,6 +197,38 @@ def test_the_latent_file_holds_the_means_the_encoder_gives_the_binarized_test_im
             np.testing.assert_array_equal(latent["labels"], test_labels[:20].numpy())
             assert latent["activity"].tolist() == metrics_of(root, replicate)["latent"]["activity"]
             assert latent["expost_gmm"].shape == latent["expost_gaussian"].shape == (60, latent_dim)
+
+
+def test_the_figure_pixels_are_what_the_checkpoint_decodes(evaluated):
+    from aebench.common.runtime import generator
+    from aebench.evaluation.geometry import interpolation_ends, manifold_grid
+
+    root, found, _ = evaluated
+    figures = params_from_dict(tiny_raw(**RAW)).figures
+    count, grid = figures.recon_images, figures.samples_grid
+    test_images, test_labels = load_prepared(root / "data" / "prepared" / "mnist.npz").split("test")
+    targets = fixed_targets(test_images, "dynamic", seed=0, split="test")  # (60, 1, 28, 28)
+    start, end = interpolation_ends(test_labels)
+    for (_, latent_dim), replicate in found.items():
+        model = load_model(replicate.path(root / "models", ".pt"))
+        with np.load(replicate.path(root / "latent", FIGURE_PIXELS_SUFFIX)) as pixels, torch.no_grad():
+            assert all(pixels[name].dtype == np.float32 for name in pixels.files)
+            assert ("manifold" in pixels.files) is (latent_dim == 2)
+            np.testing.assert_array_equal(pixels["recon_test"], targets[:count, 0].numpy())
+            codes = model.encode(targets[:count])[0]
+            np.testing.assert_allclose(pixels["recon_codes"], codes.numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(pixels["recon_decoded"], model.decode_images(codes)[:, 0].numpy(), atol=1e-6)
+            prior = torch.randn((grid * grid, latent_dim), generator=generator(0, "figure-samples"))
+            np.testing.assert_allclose(pixels["samples_prior"], model.decode_images(prior)[:, 0].numpy(), atol=1e-6)
+            with np.load(replicate.path(root / "latent", ".npz")) as latent:
+                expost = torch.from_numpy(latent["expost_gmm"][: grid * grid])
+            np.testing.assert_allclose(pixels["samples_gmm"], model.decode_images(expost)[:, 0].numpy(), atol=1e-6)
+            if latent_dim == 2:
+                decoded = model.decode_images(manifold_grid(figures.manifold_steps, figures.manifold_range))
+                np.testing.assert_allclose(pixels["manifold"], decoded[:, 0].numpy(), atol=1e-6)
+            strip = pixels["interpolation"]  # the metrics' two test images at the ends, the path between
+            assert strip.shape == (figures.interpolation_steps + 2, 28, 28)
+            np.testing.assert_array_equal(strip[[0, -1]], targets[[start, end], 0].numpy())
 
 
 def test_a_deterministic_code_has_null_likelihoods_and_a_note(evaluated):
@@ -251,7 +285,8 @@ def test_two_evaluations_give_the_same_bytes(evaluated, stage):
     args = stage_args(root, "--variant", "vae", "--latent-dim", "2", metrics="metrics-again", latent="latent-again")
     stage.main(args)
     replicate = found[("vae", 2)]
-    for first, again, suffix in (("metrics", "metrics-again", ".json"), ("latent", "latent-again", ".npz")):
+    for first, again, suffix in (("metrics", "metrics-again", ".json"), ("latent", "latent-again", ".npz"),
+                                 ("latent", "latent-again", FIGURE_PIXELS_SUFFIX)):
         assert replicate.path(root / again, suffix).read_bytes() == replicate.path(root / first, suffix).read_bytes()
 
 
@@ -431,15 +466,17 @@ def test_on_a_gpu_the_evaluation_is_repeatable_and_its_deterministic_numbers_agr
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), [
-    ("knn_k", 201, "evaluate.knn_k: must be <= 200, the training means the k-NN classifier is fitted on, got 201"),
-    ("expost_components", 201,
+    ("evaluate__knn_k", 201,
+     "evaluate.knn_k: must be <= 200, the training means the k-NN classifier is fitted on, got 201"),
+    ("evaluate__expost_components", 201,
      "evaluate.expost_components: must be <= 200, the training means the ex-post mixture is fitted on, got 201"),
-    ("precision_recall_k", 40, "evaluate.precision_recall_k: must be < 40, the images compared (the fewest of "
-                               "precision_recall_images 40, sample_count 60, test_images 60), got 40"),
+    ("evaluate__precision_recall_k", 40, "evaluate.precision_recall_k: must be < 40, the images compared (the fewest "
+                                         "of precision_recall_images 40, sample_count 60, test_images 60), got 40"),
+    ("figures__recon_images", 61, "figures.recon_images: must be <= 60, the test images, got 61"),
 ])
 def test_a_value_larger_than_the_data_is_one_line_before_any_work(tmp_path, stage, capsys, key, value, expected):
     """200 training, 60 test images (SIZES): values sklearn would refuse only after the likelihood estimate."""
     root = build_workspace(tmp_path)
-    write_params(root / "params.yaml", tiny_raw(**RAW, **{f"evaluate__{key}": value}))
+    write_params(root / "params.yaml", tiny_raw(**RAW, **{key: value}))
     assert refused(stage, stage_args(root, "--variant", "vae"), capsys) == f"error: {expected}"
     assert_nothing_written(root)

@@ -10,6 +10,10 @@ was trained to read, and so does the second judge (`samples_mlp_judge`): the
 same images in another embedding, because the validation ladder trusts some
 metrics only there.
 
+Asked for them (the first seed of a model, whose figures are drawn), it also
+decodes the figures' pixels (`aebench.evaluation.figure_pixels`), from the
+same test images and ex-post codes.
+
 Every random draw comes from a generator seeded from the replicate's seed
 (`aebench.common.runtime.generator`), so a rerun gives the same file.
 """
@@ -30,6 +34,7 @@ from aebench.data.prepared import PreparedData
 from aebench.evaluation.classifier import SampleClassifier, classify
 from aebench.evaluation.convergence import Convergence
 from aebench.evaluation.expost import fit_expost
+from aebench.evaluation.figure_pixels import figure_pixels
 from aebench.evaluation.geometry import (
     aggregate_posterior_moments,
     grid_roughness,
@@ -54,13 +59,14 @@ EXPOST_FIT_IMAGES = 5_000  # training means a density is fitted on: EM on all 55
 # Training means the linear probe and the k-NN classifier learn from: on all 55 000, L-BFGS costs ~5x
 # more for < 1 point, and the k-NN search ~5x more (2.4 s of a 2-core study's ~18 s evaluation per model).
 PROBE_TRAIN_IMAGES = 10_000
-FIGURE_SAMPLES = 64  # ex-post codes kept for the figures' sample grids (at most samples_grid^2 are drawn)
+FIGURE_SAMPLES = 64  # ex-post codes kept in the latent arrays; the figure pixels decode the first samples_grid^2
 
 
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict  # follows aebench.evaluation.metrics.METRICS
     latent: dict[str, np.ndarray]  # the latent .npz: mu, labels, activity, expost codes for the figures
+    figure_pixels: dict[str, np.ndarray] | None = None  # what the figures draw, when asked for
 
 
 def check_settings_fit_data(settings: EvaluateParams, data: PreparedData) -> None:
@@ -92,12 +98,13 @@ def evaluate_replicate(
     second_judge: tuple[SampleClassifier, Reference],
     convergence: Convergence,
     device: torch.device | str = "cpu",
+    with_figure_pixels: bool = False,
     log: Callable[[str], None] = print,
 ) -> Evaluation:
     """All metrics of `model` (on `device`, eval mode) on the test split of `data`, and its `convergence`
     test (`aebench.evaluation.convergence`, read from its training history). `classifier` and `real` judge
     the samples (`samples`), `second_judge` (the second classifier and its reference) judges the same
-    images again (`samples_mlp_judge`)."""
+    images again (`samples_mlp_judge`). `with_figure_pixels`: decode the figures' pixels too."""
     device = torch.device(device)
     config = model.config
     seed, binarize = config["seed"], config["data"]["binarize"]
@@ -201,7 +208,9 @@ def evaluate_replicate(
         "activity": activities,
         **expost_codes,
     }
-    return Evaluation(metrics=metrics, latent=latent)
+    pixels = (figure_pixels(model, targets, test_labels, figures, expost_codes, seed=seed, device=device)
+              if with_figure_pixels else None)
+    return Evaluation(metrics=metrics, latent=latent, figure_pixels=pixels)
 
 
 def manifold_metrics(model, classifier, test_images, figures: FigureParams, *, seed: int, device) -> dict:

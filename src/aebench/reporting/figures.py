@@ -7,9 +7,9 @@
   numbers it rests on, each read from the model's results (metrics,
   histories, latent arrays of every seed) or params; no torch;
 - `draw(inputs) -> Figure`: the drawing, from `FigureInputs` (the results,
-  params, the first seed's model and its test images); drawers that need
-  torch import it inside, so the report stage imports this module (for
-  captions and file names) without torch;
+  params, and the pixels the evaluation decoded for the first seed's figures,
+  `aebench.evaluation.figure_pixels`); no torch: the figures stage and the
+  report stage only read files;
 - `applies(key) -> bool`: which models get it (the decoded manifold only at
   D = 2, t-SNE only at D > 2).
 
@@ -17,8 +17,9 @@ Every figure shows the first seed of params (`ModelResults.first`) unless its
 caption names more seeds. Images decoded from codes are pixel means in
 [0, 1]. Pixel sizes are fixed: mosaics follow from `params.figures` (each
 image pixel a PIXEL_SCALE square), charts have the sizes of `CHART_PX`.
-Random draws come from generators seeded by (first seed, purpose), so a rerun
-writes the same PNG bytes.
+Random draws (the prior codes, drawn by the evaluation; t-SNE; jitter) come
+from generators seeded by (first seed, purpose), so a rerun writes the same
+PNG bytes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import seaborn as sns
@@ -37,8 +37,9 @@ from matplotlib.ticker import MaxNLocator
 
 from aebench.common.config import Params
 from aebench.common.errors import AebenchError
-from aebench.common.layout import ModelKey, Replicate
-from aebench.evaluation.metrics import SAMPLE_SOURCES
+from aebench.common.files import read_npz
+from aebench.common.layout import ModelKey
+from aebench.evaluation.metrics import FIGURE_PIXELS_SUFFIX, SAMPLE_SOURCES
 from aebench.reporting.labels import class_names, joined, model_label, variant_label
 from aebench.reporting.plotting import (
     INACTIVE_COLOR,
@@ -53,7 +54,7 @@ from aebench.reporting.plotting import (
     save_png,
     theme,
 )
-from aebench.reporting.results import ModelResults, ReplicateResult, Roots, loss_terms
+from aebench.reporting.results import ModelResults, ReplicateResult, ReportInputError, Roots, loss_terms
 
 IMAGE_SIDE = 28  # pixels of an MNIST image
 CHART_PX = {  # (width, height) of each chart; mosaics are sized by their images
@@ -78,16 +79,14 @@ TEST_VIEWS = {
 
 
 class FigureInputError(AebenchError):
-    """The inputs of a figure do not fit together (too few test images, codes or epochs recorded)."""
+    """The inputs of a figure do not fit together (too few pixels, frames or epochs recorded)."""
 
 
 @dataclass(frozen=True)
 class FigureInputs:
     results: ModelResults  # every seed's metrics, history and latent arrays
     params: Params
-    model: Any  # the first seed's Autoencoder, eval mode, CPU
-    test_images: Any  # torch (N, 1, 28, 28): the test split as the first seed's evaluation scored it
-    test_labels: Any  # torch (N,)
+    pixels: dict[str, np.ndarray]  # the first seed's figure pixels (`read_figure_pixels`)
 
     @property
     def key(self) -> ModelKey:
@@ -136,16 +135,6 @@ def _chart(name: str) -> Figure:
 def _dimension_ticks(count: int, most: int = 32) -> np.ndarray:
     """Every dimension's index when they fit, else every k-th."""
     return np.arange(0, count, max(1, math.ceil(count / most)))
-
-
-def _decoded(model, codes) -> np.ndarray:
-    """codes (N, D), numpy or torch -> (N, 28, 28) pixel means in [0, 1]."""
-    import torch
-
-    from aebench.evaluation.reconstruction import decoded_images
-
-    z = torch.as_tensor(np.asarray(codes, dtype=np.float32))
-    return decoded_images(model, z)[:, 0].numpy()
 
 
 def _mosaic_of(images: np.ndarray, *, rows: int, cols: int, title: str) -> Figure:
@@ -237,17 +226,13 @@ def reconstructions_caption(results: ModelResults, params: Params) -> str:
 
 
 def draw_reconstructions(inputs: FigureInputs) -> Figure:
-    from aebench.evaluation.reconstruction import posterior_means
-
-    count = inputs.params.figures.recon_images
-    originals = inputs.test_images[:count]  # (n, 1, 28, 28)
-    codes = posterior_means(inputs.model, originals, batch_size=count)  # (n, D)
-    rows, labels = [originals[:, 0].numpy()], ["test"]
+    pixels, count = inputs.pixels, inputs.params.figures.recon_images
+    rows, labels = [pixels["recon_test"]], ["test"]
     side = code_side(inputs.key.latent_dim)
     if side:
-        rows.append(code_tiles(codes.numpy(), side))
+        rows.append(code_tiles(pixels["recon_codes"], side))
         labels.append(f"code {side}x{side}")
-    rows.append(_decoded(inputs.model, codes))
+    rows.append(pixels["recon_decoded"])
     labels.append("recon")
     canvas = mosaic(np.concatenate(rows), rows=len(rows), cols=count)
     return mosaic_figure(canvas, title=_heading(inputs, "test images and reconstructions"), row_labels=labels)
@@ -274,14 +259,17 @@ def samples_caption(results: ModelResults, params: Params) -> str:
     return _samples_caption(results, params, "prior", "drawn for this figure")
 
 
-def draw_samples(inputs: FigureInputs) -> Figure:
-    from aebench.common.runtime import generator
-    from aebench.evaluation.sample_quality import prior_codes
+SAMPLE_TITLES = {"prior": "z ~ N(0, I)", "gaussian": "z from the ex-post Gaussian",
+                 "gmm": "z from the ex-post mixture"}
 
-    grid = inputs.params.figures.samples_grid
-    codes = prior_codes(grid * grid, inputs.key.latent_dim,
-                        generator=generator(inputs.results.first.seed, "figure-samples"))  # (grid^2, D)
-    return _mosaic_of(_decoded(inputs.model, codes), rows=grid, cols=grid, title=_heading(inputs, "z ~ N(0, I)"))
+
+def _samples_drawer(source: str) -> Callable[[FigureInputs], Figure]:
+    def draw(inputs: FigureInputs) -> Figure:
+        grid = inputs.params.figures.samples_grid
+        return _mosaic_of(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid,
+                          title=_heading(inputs, SAMPLE_TITLES[source]))
+
+    return draw
 
 
 def _expost_caption(source: str) -> Callable[[ModelResults, Params], str]:
@@ -291,16 +279,6 @@ def _expost_caption(source: str) -> Callable[[ModelResults, Params], str]:
         return _samples_caption(results, params, source, drawn)
 
     return caption
-
-
-def _expost_drawer(source: str) -> Callable[[FigureInputs], Figure]:
-    def draw(inputs: FigureInputs) -> Figure:
-        grid = inputs.params.figures.samples_grid
-        codes = inputs.results.first.latent.expost[source][: grid * grid]  # (grid^2, D)
-        title = _heading(inputs, f"z from the ex-post {'Gaussian' if source == 'gaussian' else 'mixture'}")
-        return _mosaic_of(_decoded(inputs.model, codes), rows=grid, cols=grid, title=title)
-
-    return draw
 
 
 # ---------------------------------------------------------------- activity: lines, bars, heat map
@@ -620,10 +598,8 @@ def manifold_caption(results: ModelResults, params: Params) -> str:
 
 
 def draw_manifold(inputs: FigureInputs) -> Figure:
-    from aebench.evaluation.geometry import manifold_grid
-
     steps, extent = inputs.params.figures.manifold_steps, inputs.params.figures.manifold_range
-    images = _decoded(inputs.model, manifold_grid(steps, extent))  # (steps^2, 28, 28), row 0 = largest z_2
+    images = inputs.pixels["manifold"]  # (steps^2, 28, 28), row 0 = largest z_2
     title = _heading(inputs, f"decoded grid, z_1 → and z_2 ↑ over [-{extent:g}, {extent:g}]")
     return _mosaic_of(images, rows=steps, cols=steps, title=title)
 
@@ -648,14 +624,9 @@ def interpolation_caption(results: ModelResults, params: Params) -> str:
 
 
 def draw_interpolation(inputs: FigureInputs) -> Figure:
-    from aebench.evaluation.geometry import interpolation_ends, interpolation_path
-
     first = inputs.results.first
-    start, end = interpolation_ends(inputs.test_labels)  # the metrics' pair (`check_test_split` saw to it)
-    found = (int(inputs.test_labels[start]), int(inputs.test_labels[end]))
-    ends = inputs.test_images[[start, end]]  # (2, 1, 28, 28)
-    path = interpolation_path(inputs.model, ends, inputs.params.figures.interpolation_steps, device="cpu")
-    strip = np.concatenate([ends[:1, 0].numpy(), _decoded(inputs.model, path), ends[1:, 0].numpy()])
+    found = (first.value("interpolation.start_label"), first.value("interpolation.end_label"))
+    strip = inputs.pixels["interpolation"]  # (k + 2, 28, 28): a test image, k decoded frames, a test image
     canvas = mosaic(strip, rows=1, cols=len(strip))
     band = np.ones((FRAME_LABEL_ROWS, canvas.shape[1]))  # white room above the tiles for their labels
     fig = mosaic_figure(np.concatenate([band, canvas]), title=_heading(inputs, "interpolation"))
@@ -680,10 +651,10 @@ def draw_interpolation(inputs: FigureInputs) -> Figure:
 MODEL_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
     FigureSpec("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
-    FigureSpec("samples", "Samples from the prior", samples_caption, draw_samples),
+    FigureSpec("samples", "Samples from the prior", samples_caption, _samples_drawer("prior")),
     FigureSpec("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
-                _expost_drawer("gaussian")),
-    FigureSpec("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _expost_drawer("gmm")),
+                _samples_drawer("gaussian")),
+    FigureSpec("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _samples_drawer("gmm")),
     FigureSpec("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
     FigureSpec("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
                 draw_activity_bars),
@@ -720,23 +691,46 @@ def draw_model_figures(inputs: FigureInputs, out_dir: str | Path) -> list[Path]:
     return written
 
 
-# ---------------------------------------------------------------- checks before any drawing
+# ---------------------------------------------------------------- reading and checks before any drawing
+
+
+def figure_pixels_path(root: str | Path, results: ModelResults) -> Path:
+    """The first seed's figure pixels under the latent root: `.../latent-<D>/seed-<s>.figures.npz`."""
+    return results.first.replicate.path(root, FIGURE_PIXELS_SUFFIX)
+
+
+def pixel_shapes(key: ModelKey, params: Params) -> dict[str, tuple[int, ...]]:
+    """The arrays of the figure pixels the model's figures draw, and the shapes params give them."""
+    figures, image = params.figures, (IMAGE_SIDE, IMAGE_SIDE)
+    count, grid = figures.recon_images, figures.samples_grid * figures.samples_grid
+    needs = {
+        "reconstructions": {"recon_test": (count, *image), "recon_codes": (count, key.latent_dim),
+                            "recon_decoded": (count, *image)},
+        **{name: {f"samples_{source}": (grid, *image)} for name, source in
+           (("samples", "prior"), ("samples_gaussian", "gaussian"), ("samples_gmm", "gmm"))},
+        "manifold": {"manifold": (figures.manifold_steps ** 2, *image)},
+        "interpolation": {"interpolation": (figures.interpolation_steps + 2, *image)},
+    }
+    return {name: shape for figure in figures_for(key) for name, shape in needs.get(figure.name, {}).items()}
+
+
+def read_figure_pixels(path: str | Path, key: ModelKey, params: Params) -> dict[str, np.ndarray]:
+    """The evaluation's figure pixels of the model's first seed; refused, naming the file, if an array is
+    missing or has another shape than params give it (written with other figures params: rerun evaluate)."""
+    arrays = read_npz(path, error=ReportInputError, missing="figure pixels not found (rerun evaluate)",
+                      unreadable="unreadable figure pixels")
+    for name, shape in pixel_shapes(key, params).items():
+        if name not in arrays:
+            raise FigureInputError(f"{path}: missing array {name} (rerun evaluate)")
+        if arrays[name].shape != shape:
+            raise FigureInputError(f"{path}: {name} has shape {arrays[name].shape}, the figures params give "
+                                   f"{shape} (rerun evaluate)")
+    return arrays
 
 
 def check_results(results: ModelResults, params: Params, roots: Roots) -> None:
-    """Refuse, naming the file, results that cannot give every figure: too few codes, epochs or frames."""
-    grid = params.figures.samples_grid
+    """Refuse, naming the file, results that cannot give every figure: too few epochs or frames."""
     first = results.first
-    latent_path = first.replicate.path(roots.latent, ".npz")
-    for source in SAMPLE_SOURCES:
-        if source == "prior":
-            continue
-        codes = first.latent.expost.get(source)
-        if codes is None:
-            raise FigureInputError(f"{latent_path}: missing array expost_{source}")
-        if len(codes) < grid * grid:
-            raise FigureInputError(f"{latent_path}: figures.samples_grid {grid} needs {grid * grid} ex-post codes, "
-                                   f"expost_{source} holds {len(codes)}")
     frames = len(first.value("interpolation.frame_labels"))
     if frames != params.figures.interpolation_steps:
         raise FigureInputError(f"{first.replicate.path(roots.metrics, '.json')}: records {frames} interpolation "
@@ -747,38 +741,3 @@ def check_results(results: ModelResults, params: Params, roots: Roots) -> None:
         if dims != list(range(results.key.latent_dim)):
             raise FigureInputError(f"{replicate.replicate.path(roots.history, '.csv')}: expected validation activity "
                                    f"columns for {results.key.latent_dim} dimensions, found {len(dims)}")
-
-
-def check_test_split(test_images, test_labels, results: ModelResults, params: Params, data_path: str | Path) -> None:
-    """Refuse a test split (torch tensors) too small for the figures, or not the one the metrics were computed on."""
-    from aebench.evaluation.geometry import interpolation_ends
-
-    first = results.first
-    if len(test_images) != first.value("test.images"):
-        raise FigureInputError(f"{data_path}: the test split holds {len(test_images)} images, "
-                               f"{first.replicate.name} was evaluated on {first.value('test.images')} (other data?)")
-    count = params.figures.recon_images
-    if len(test_images) < count:
-        raise FigureInputError(f"{data_path}: figures.recon_images is {count}, the test split holds "
-                               f"{len(test_images)} images")
-    recorded = (first.value("interpolation.start_label"), first.value("interpolation.end_label"))
-    found = tuple(int(test_labels[index]) for index in interpolation_ends(test_labels))
-    if found != recorded:
-        raise FigureInputError(f"{data_path}: its test split interpolates from class {found[0]} to {found[1]}, "
-                               f"{first.replicate.name}'s metrics from {recorded[0]} to {recorded[1]} (other data?)")
-
-
-def check_model_identity(path: str | Path, config: dict, replicate: Replicate, params: Params) -> None:
-    """Refuse a checkpoint that is not the model the figures will be named after.
-
-    Its dataset, variant, latent size and seed must be the replicate's (a
-    copied file would put one model's pictures under another's name), and
-    its binarization the one params (and so the captions) describe.
-    """
-    from aebench.models.checkpoint import check_identity
-
-    key = replicate.key
-    check_identity(path, config, role="drawn", expected={
-        "dataset": key.dataset, "variant.name": key.variant, "latent_dim": key.latent_dim,
-        "seed": replicate.seed, "data.binarize": params.data.binarize,
-    })
