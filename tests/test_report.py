@@ -434,6 +434,23 @@ def test_the_sample_section_decides_with_every_metric_judge_pair_that_passes_the
             "(mean_confidence (CNN judge))") in samples
 
 
+def test_the_two_judges_agreement_is_decisive_and_named_for_both_judges_while_one_judges_confidence_is_not():
+    from aebench.reporting.report import decisive_pairs, passing_pairs, validation_section
+    from aebench.reporting.render import Table
+
+    passes = {"agreed_share": True, "mean_confidence": True, "coverage": True}
+    metrics = {"mnist": classifier_metrics("mnist", passes, second_passes={"mean_confidence": True})}
+    assert ("samples", "mean_confidence") in passing_pairs(metrics)
+    assert decisive_pairs(metrics) == {("samples", "agreed_share"), ("samples", "coverage")}
+
+    class Inputs:
+        classifier_metrics = metrics
+
+    table = next(block for block in validation_section(Inputs) if isinstance(block, Table))
+    judges = {row[2]: row[1] for row in table.rows if row[1] != "mlp (second embedding)"}
+    assert judges == {"agreed_share": "both judges", "mean_confidence": "cnn (the judge)", "coverage": "cnn (the judge)"}
+
+
 def test_a_pair_is_used_only_when_it_passes_the_ladder_on_every_dataset():
     from aebench.reporting.report import passing_pairs, passing_quality_metrics
 

@@ -352,7 +352,7 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
         for _, judge, record in judges:
             for name, check in record["sample_metric_validation"].items():
                 rungs = rungs or list(check["values"])
-                rows.append([dataset_label(dataset), judge, name,
+                rows.append([dataset_label(dataset), "both judges" if name in BOTH_JUDGES else judge, name,
                              *(f"{check['values'][rung]:,.3f}" for rung in rungs), ladder_verdict(check)])
         if len(judges) == 2:
             first, second = (record["sample_metric_validation"] for _, _, record in judges)
