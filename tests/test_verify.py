@@ -60,15 +60,17 @@ def test_an_output_a_rerun_stage_no_longer_writes_is_missing_and_a_partial_rerun
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory):
-    """A DVC repository whose one stage wrote a file and a folder, cached, with its dvc.lock."""
+    """A DVC repository whose one stage wrote a file and a folder, cached, and a folder kept out of the cache (as
+    the study's committed results are), with its dvc.lock."""
     root = tmp_path_factory.mktemp("repo")
     dvc = str(Path(sys.executable).parent / "dvc")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([dvc, "init", "-q"], cwd=root, check=True)
     (root / ".dvcignore").write_text(".aebench-tmp/\n")
     (root / "dvc.yaml").write_text(
-        "stages:\n  make:\n    cmd: mkdir -p out && echo 1 > out/a.json && echo 2 > out/b.json && echo r > report.md\n"
-        "    outs:\n      - out\n      - report.md\n")
+        "stages:\n  make:\n    cmd: mkdir -p out && echo 1 > out/a.json && echo 2 > out/b.json && echo r > report.md"
+        " && mkdir -p committed/sub && echo 3 > committed/c.json && echo 4 > committed/sub/d.json\n"
+        "    outs:\n      - out\n      - report.md\n      - committed:\n          cache: false\n")
     subprocess.run([dvc, "repro", "-q"], cwd=root, check=True, capture_output=True)
     return root
 
@@ -94,6 +96,19 @@ def test_a_changed_workspace_output_is_named(repository, tmp_path):
     lines = tampered(root, "dvc.lock")
     assert [line.split(": ")[0] for line in lines] == ["out/a.json (make)", "out/extra.json (make)", "report.md (make)"]
     assert lines[0].startswith("out/a.json (make): the workspace file has md5 ") and "dvc.lock records" in lines[0]
+
+
+def test_a_folder_kept_out_of_the_cache_is_checked_by_its_hash(repository, tmp_path):
+    root = fresh_copy(repository, tmp_path)
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    recorded = next(out["md5"] for out in lock["stages"]["make"]["outs"] if out["path"] == "committed")
+    cache = root / ".dvc" / "cache" / "files" / "md5"
+    assert not (cache / recorded[:2] / recorded[2:]).exists()  # DVC keeps no listing of it
+    assert tampered(root, "dvc.lock") == []  # the hash computed here is DVC's
+    (root / "committed" / "sub" / "d.json").write_text("5\n")
+    lines = tampered(root, "dvc.lock")
+    assert len(lines) == 1 and lines[0].startswith("committed (make): the workspace folder hashes to ")
+    assert f"dvc.lock records {recorded}" in lines[0]
 
 
 def test_a_damaged_cache_object_is_named(repository, tmp_path):

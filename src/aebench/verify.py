@@ -86,6 +86,14 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def folder_hash(folder: Path, files: dict[str, Path]) -> str:
+    """DVC 3's hash of a folder output: the md5 of its listing, [{"md5", "relpath"}] sorted by relpath as sorted-key
+    JSON, with ".dir" appended. For an output kept out of the cache (`cache: false`), whose listing DVC does not
+    store, it is the only way to check the folder against the lock."""
+    listing = [{"md5": md5_of(files[relpath]), "relpath": relpath} for relpath in sorted(files)]
+    return hashlib.md5(json.dumps(listing, sort_keys=True).encode()).hexdigest() + ".dir"  # noqa: S324 - DVC's hash
+
+
 def tampered(workspace: Path, lock_name: str) -> list[str]:
     """Lines naming each workspace output and cache object whose md5 differs from what the lock records."""
     cache = workspace / ".dvc" / "cache"
@@ -98,15 +106,15 @@ def tampered(workspace: Path, lock_name: str) -> list[str]:
             present = {"": where} if where.is_file() else {}
         else:
             listing = cache_file(cache, output.md5)
-            if not listing.is_file():
-                if where.is_dir():
-                    lines.append(f"{path} ({output.stage}): its listing {output.md5} is not in the DVC cache; "
-                                 "the workspace folder is not checked (`dvc pull` it)")
-                continue
-            expected = {item["relpath"]: item["md5"] for item in json.loads(listing.read_text())}
             present = ({file.relative_to(where).as_posix(): file for file in where.rglob("*")
                         if file.is_file() and not ignored.match_file(file.relative_to(workspace).as_posix())}
                        if where.is_dir() else {})
+            if not listing.is_file():  # an output committed to Git (`cache: false`), or one not pulled
+                if present and (found := folder_hash(where, present)) != output.md5:
+                    lines.append(f"{path} ({output.stage}): the workspace folder hashes to {found}, {lock_name} "
+                                 f"records {output.md5} (its listing is not in the DVC cache to name the file)")
+                continue
+            expected = {item["relpath"]: item["md5"] for item in json.loads(listing.read_text())}
         for relpath, md5 in expected.items():
             name = f"{path}/{relpath}" if relpath else path
             if relpath in present and (found := md5_of(present[relpath])) != md5:
