@@ -12,7 +12,7 @@ failed its convergence test is marked provisional: that model is still moving.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn
@@ -141,11 +141,12 @@ class PairVerdict:
     def split(self) -> bool:
         return bool(self.for_a) and bool(self.for_b)
 
-    def sentence(self) -> str:
+    def sentence(self, *, name: Callable[[MetricColumn], str] = lambda column: column.name) -> str:
+        """One sentence; `name` says how a column is called in it."""
         a, b = variant_label(self.a.key.variant), variant_label(self.b.key.variant)
 
         def names(comparisons: list[Comparison]) -> str:
-            return ", ".join(c.column.name for c in comparisons)
+            return ", ".join(name(c.column) for c in comparisons)
 
         undecided = f"; not distinguishable on {names(self.undecided)}" if self.undecided else ""
         if self.split:

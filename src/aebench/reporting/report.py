@@ -377,7 +377,8 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
                   "Blurred against noisy, and a silhouette against its grey original, are matters of taste and are "
                   "not required. The ladder is run in two judges of different architectures, to tell a "
                   "metric's failure from its feature space's, and every sample is measured in both: only the "
-                  "(metric, judge) pairs that pass on every dataset decide which samples are better: "
+                  "(metric, judge) pairs that pass on every dataset, a single judge's confidence excepted (see "
+                  "\"Sample quality\"), decide which samples are better: "
                   f"{', '.join(passing) or 'none'}."),
         Table(header=["dataset", "judge", "metric", *(RUNG_LABELS.get(rung, rung) for rung in rungs or []),
                       "ladder"], rows=rows, label_columns=3),
@@ -392,6 +393,11 @@ def sample_groups(results: list[ModelResults]) -> dict[str, list[ModelResults]]:
         size = max(r.key.latent_dim for r in results if r.key.dataset == dataset)
         groups[dataset] = [r for r in results if r.key.dataset == dataset and r.key.latent_dim == size]
     return groups
+
+
+def _without_source(column: MetricColumn) -> str:
+    """'coverage, MLP judge' for 'N(0, I) samples: coverage, MLP judge': the section already names the source."""
+    return column.name.split(": ", 1)[-1]
 
 
 def _pair_name(section: str, metric: str) -> str:
@@ -461,7 +467,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
         verdicts = [pair_verdict(a, b, decisive) for i, a in enumerate(group) for b in group[i + 1:]]
         blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences),
                    Paragraph("Verdicts, from the pairs used and their paired 95% intervals:"),
-                   Bullets([verdict.sentence() for verdict in verdicts])]
+                   Bullets([verdict.sentence(name=_without_source) for verdict in verdicts])]
         if any(verdict.split for verdict in verdicts):
             blocks.append(Paragraph(split_explanation(verdicts, inputs.classifier_metrics.get(dataset, {}))))
         for results in group:
