@@ -430,7 +430,9 @@ def test_the_sample_section_decides_with_every_metric_judge_pair_that_passes_the
     assert "Verdicts, from the pairs used and their paired 95% intervals:" in samples
     verdicts = re.findall(r"^- (?:AE|VAE|EM-AE) against (?:AE|VAE|EM-AE): .*$", samples, flags=re.M)
     assert len(verdicts) == 3  # each pair once
-    assert not any("N(0, I) samples:" in line for line in verdicts)  # the heading names the source once
+    # Named as the pairs used are listed; the heading names the source once.
+    assert not any("N(0, I) samples:" in line for line in verdicts)
+    assert any(f"{PASSED_METRIC} (MLP judge)" in line for line in verdicts)
     assert (f"Pairs used: {PASSED_METRIC} (CNN judge), {FAILED_METRIC} (MLP judge), {PASSED_METRIC} (MLP judge). "
             "A single judge's confidence is shown but decides nothing, even where it passes the ladder "
             "(mean_confidence (CNN judge))") in samples

@@ -395,9 +395,9 @@ def sample_groups(results: list[ModelResults]) -> dict[str, list[ModelResults]]:
     return groups
 
 
-def _without_source(column: MetricColumn) -> str:
-    """'coverage, MLP judge' for 'N(0, I) samples: coverage, MLP judge': the section already names the source."""
-    return column.name.split(": ", 1)[-1]
+def _as_pair(column: MetricColumn) -> str:
+    """'coverage (MLP judge)' for a judged column, as the pairs used are listed (the section names the source)."""
+    return _pair_name(column.key.split(".")[0], column.quality_metric)
 
 
 def _pair_name(section: str, metric: str) -> str:
@@ -467,7 +467,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
         verdicts = [pair_verdict(a, b, decisive) for i, a in enumerate(group) for b in group[i + 1:]]
         blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences),
                    Paragraph("Verdicts, from the pairs used and their paired 95% intervals:"),
-                   Bullets([verdict.sentence(name=_without_source) for verdict in verdicts])]
+                   Bullets([verdict.sentence(name=_as_pair) for verdict in verdicts])]
         if any(verdict.split for verdict in verdicts):
             blocks.append(Paragraph(split_explanation(verdicts, inputs.classifier_metrics.get(dataset, {}))))
         for results in group:
