@@ -22,28 +22,31 @@ def _colour_figure():
     return fig
 
 
+def _stored_and_rendered(fig, folder):
+    """(the PNG `save_png` stores, matplotlib's own full-colour rendering of the same figure)."""
+    save_png(fig, folder / "stored.png")
+    fig.savefig(folder / "rendered.png", dpi=fig.dpi, format="png")
+    return folder / "stored.png", folder / "rendered.png"
+
+
 def test_a_grey_figure_is_stored_as_8_bit_grey_with_every_pixel_kept(tmp_path):
-    fig = _grey_mosaic_figure()
-    save_png(fig, tmp_path / "grey.png")
-    fig.savefig(tmp_path / "reference.png", dpi=fig.dpi, format="png")
-    with Image.open(tmp_path / "grey.png") as stored, Image.open(tmp_path / "reference.png") as reference:
+    stored_path, rendered_path = _stored_and_rendered(_grey_mosaic_figure(), tmp_path)
+    with Image.open(stored_path) as stored, Image.open(rendered_path) as reference:
         assert stored.mode == "L"
         assert np.array_equal(np.asarray(stored), np.asarray(reference.convert("L")))
         assert len(stored.getcolors()) > PALETTE_COLORS  # no grey level merged into a palette
 
 
 def test_a_colour_figure_is_stored_in_a_palette_of_at_most_palette_colors_and_is_smaller(tmp_path):
-    fig = _colour_figure()
-    save_png(fig, tmp_path / "colour.png")
-    fig.savefig(tmp_path / "reference.png", dpi=fig.dpi, format="png")
-    with Image.open(tmp_path / "colour.png") as stored, Image.open(tmp_path / "reference.png") as reference:
+    stored_path, rendered_path = _stored_and_rendered(_colour_figure(), tmp_path)
+    with Image.open(stored_path) as stored, Image.open(rendered_path) as reference:
         assert stored.mode == "P"
         assert len(stored.convert("RGB").getcolors()) <= PALETTE_COLORS < len(reference.convert("RGB").getcolors(1 << 20))
         assert stored.size == reference.size
         # Close to the rendering: the palette keeps each pixel near its colour (mean error under 4 of 255).
         error = np.abs(np.asarray(stored.convert("RGB"), dtype=int) - np.asarray(reference.convert("RGB"), dtype=int))
         assert error.mean() < 4
-    assert (tmp_path / "colour.png").stat().st_size < (tmp_path / "reference.png").stat().st_size
+    assert stored_path.stat().st_size < rendered_path.stat().st_size
 
 
 def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):

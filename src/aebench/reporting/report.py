@@ -395,9 +395,14 @@ def sample_groups(results: list[ModelResults]) -> dict[str, list[ModelResults]]:
     return groups
 
 
+def _pair_of(column: MetricColumn) -> tuple[str, str]:
+    """(metrics section, quality metric) of a `judged_column`: its key is `<section>.<source>.<metric>`."""
+    return column.key.split(".", 1)[0], column.quality_metric
+
+
 def _as_pair(column: MetricColumn) -> str:
     """'coverage (MLP judge)' for a judged column, as the pairs used are listed (the section names the source)."""
-    return _pair_name(column.key.split(".")[0], column.quality_metric)
+    return _pair_name(*_pair_of(column))
 
 
 def _pair_name(section: str, metric: str) -> str:
@@ -416,13 +421,15 @@ def _sample_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[Metri
             if metric is None or not column.key.startswith("samples.prior."):
                 continue
             if (section, metric) in decisive:
-                columns.append(judged_column(section, metric))
+                tag = ""
             elif (section, metric) in passing:
-                judged = judged_column(section, metric)
-                columns.append(replace(judged, name=f"{judged.name} [one judge's opinion; not decisive]"))
+                tag = " [one judge's opinion; not decisive]"
             elif metric in MIXED_METRICS:
-                judged = judged_column(section, metric)
-                columns.append(replace(judged, name=f"{judged.name} [mixed; fails the ladder]"))
+                tag = " [mixed; fails the ladder]"
+            else:
+                continue
+            judged = judged_column(section, metric)
+            columns.append(replace(judged, name=judged.name + tag))
     return columns
 
 
@@ -461,7 +468,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
                  for dataset, judge, name, check in failing]),
     ]
     prior = _sample_columns(inputs.classifier_metrics)
-    decisive = [column for column in prior if (column.key.split(".")[0], column.quality_metric) in passing]
+    decisive = [column for column in prior if _pair_of(column) in passing]
     for dataset, group in sample_groups(inputs.results).items():
         sentences = [text for column in prior if (text := column_finding(group, column)) is not None]
         verdicts = [pair_verdict(a, b, decisive) for i, a in enumerate(group) for b in group[i + 1:]]
@@ -486,7 +493,7 @@ def split_explanation(verdicts: list[PairVerdict], classifier_metrics: dict[str,
     parts = []
     columns = {c.column.key: c.column for v in verdicts if v.split for c in v.for_a + v.for_b}  # each once
     for column in columns.values():
-        section, metric = column.key.split(".")[0], column.key.split(".")[-1]
+        section, metric = _pair_of(column)
         check = records.get(section, {}).get(metric)
         ladder = "" if check is None else " (ladder: " + ", ".join(
             f"{RUNG_LABELS[rung]} {check['values'][rung]:,.3f}" for rung in CONTRAST_RUNGS
