@@ -12,28 +12,19 @@ from __future__ import annotations
 import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
 
 import argparse
-import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
-from aebench.common.files import check_writable, workspace_of
+from aebench.common.files import check_writable, file_sha256, workspace_of
 from aebench.common.layout import Replicate, selected_keys
 from aebench.common.parallel import Jobs
 from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
-from aebench.common.tracking import (
-    REPLICATE_TAG,
-    TrackedRun,
-    close_run,
-    git_commit,
-    open_store,
-    preflight,
-    resolve_tracking_uri,
-)
+from aebench.common.tracking import REPLICATE_TAG, OpenRuns, git_commit, open_store, preflight, resolve_tracking_uri
 from aebench.models.autoencoder import model_config
 from aebench.training.progress import StageProgress
 from aebench.training.tracking import finish_training_run, open_training_run
@@ -65,14 +56,6 @@ class TrainJob:
     history: Path
     resume: Path
     device: str
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def train_job(job: TrainJob) -> TrainingResult:
@@ -125,35 +108,32 @@ def main(argv: list[str] | None = None) -> None:
     check_writable([path for job in jobs for path in (job.checkpoint, job.history, job.resume)] + list(runinfo.values()))
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
-    runs: dict[Replicate, TrackedRun] = {}
     progress = StageProgress(total=len(jobs), label="train")
-    with Jobs(train_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:
+    # Leaving the block ends every run its job did not finish: KILLED on Ctrl-C or SIGTERM, FAILED otherwise.
+    with Jobs(train_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed, \
+            OpenRuns() as open_runs:
         # While the workers start: the MLflow store, and one run per replicate.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
         commit = git_commit(workspace)
-        try:
-            for job in jobs:
-                runs[job.replicate] = open_training_run(
-                    store, run_name=job.replicate.name, config=job.config,
-                    resume_key=resume_key(job.config, job.data_sha256), tags=run_tags(job, commit, args.params),
-                )
-            for job, result in completed:
-                tracked = runs.pop(job.replicate)
-                finish_training_run(tracked, result, checkpoint=job.checkpoint)
-                write_runinfo(runinfo[job.replicate], {
-                    "stage": "train", "model": job.replicate.name, "mlflow_run_id": tracked.run_id, "device": job.device,
-                    "epoch_seconds": result.epoch_seconds, "seconds": sum(result.epoch_seconds),
-                    "checkpoint_sha256": result.checkpoint_sha256, "tracking_uri": store.uri, "git_commit": commit,
-                })
-                last = result.history[-1]
-                print(f"{job.replicate.name}: {len(result.history)} epochs, val_loss {last['val_loss']:.2f} "
-                      f"nats/image, {sum(result.epoch_seconds):.1f} s -> {job.checkpoint}", file=sys.stderr)
-                progress.job_done(job.replicate.name)
-        except BaseException as error:
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            for tracked in runs.values():
-                close_run(tracked.client, tracked.run_id, status)
-            raise
+        runs = {
+            job.replicate: open_runs.add(open_training_run(
+                store, run_name=job.replicate.name, config=job.config,
+                resume_key=resume_key(job.config, job.data_sha256), tags=run_tags(job, commit, args.params),
+            ))
+            for job in jobs
+        }
+        for job, result in completed:
+            tracked = runs[job.replicate]
+            finish_training_run(tracked, result, checkpoint=job.checkpoint)
+            write_runinfo(runinfo[job.replicate], {
+                "stage": "train", "model": job.replicate.name, "mlflow_run_id": tracked.run_id, "device": job.device,
+                "epoch_seconds": result.epoch_seconds, "seconds": sum(result.epoch_seconds),
+                "checkpoint_sha256": result.checkpoint_sha256, "tracking_uri": store.uri, "git_commit": commit,
+            })
+            last = result.history[-1]
+            print(f"{job.replicate.name}: {len(result.history)} epochs, val_loss {last['val_loss']:.2f} "
+                  f"nats/image, {sum(result.epoch_seconds):.1f} s -> {job.checkpoint}", file=sys.stderr)
+            progress.job_done(job.replicate.name)
 
 
 def run_tags(job: TrainJob, commit: str, params_file: Path) -> dict[str, str]:

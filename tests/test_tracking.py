@@ -32,14 +32,14 @@ from aebench.common.tracking import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     REPLICATE_TAG,
+    OpenRuns,
     RunSpec,
     TrackingError,
-    close_stale_run,
     find_runs,
+    open_run,
     open_store,
     preflight,
     resolve_tracking_uri,
-    run_status,
     tracked_run,
 )
 from aebench.evaluation.tracking import log_evaluation, training_run_id
@@ -49,6 +49,10 @@ from aebench.training.tracking import RESUME_KEY_TAG, finish_training_run, open_
 from aebench.training.trainer import TrainingResult
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def run_status(store, run_id: str) -> str:
+    return store.client().get_run(run_id).info.status
 
 
 @pytest.fixture(autouse=True)
@@ -269,14 +273,46 @@ def test_runs_always_close_finished_failed_or_killed(store):
     assert run_status(store, run.run_id) == "KILLED"
 
 
-def test_a_run_is_reopened_by_id_and_an_unknown_id_starts_a_new_one(store):
-    with tracked_run(store, RunSpec("reopened", tags={"k": "v"})) as first:
+def test_a_run_is_continued_by_its_find_tags_and_otherwise_new(store):
+    tags = {"k": "continued"}
+    with tracked_run(store, RunSpec("first", tags=tags, find=tags, config={"lr": 1})) as first:
         assert not first.resumed
-    with tracked_run(store, RunSpec("reopened"), run_id=first.run_id) as again:
+    with tracked_run(store, RunSpec("again", tags=tags, find=tags, config={"lr": 2})) as again:
         assert again.resumed and again.run_id == first.run_id
-    with tracked_run(store, RunSpec("fresh"), run_id="f" * 32) as fresh:
-        assert not fresh.resumed and fresh.run_id != first.run_id
-    assert store.client().get_run(first.run_id).data.tags["k"] == "v"
+    assert run_status(store, first.run_id) == "FINISHED"
+    assert store.client().get_run(first.run_id).data.params == {"lr": "1"}  # a continued run keeps its config
+    with tracked_run(store, RunSpec("unfound", tags=tags, find={"k": "nobody's"})) as unfound:
+        assert not unfound.resumed
+    with tracked_run(store, RunSpec("no find", tags=tags)) as unsought:
+        assert not unsought.resumed and unsought.run_id not in (first.run_id, unfound.run_id)
+
+
+def test_runs_found_but_not_continued_are_closed_killed_only_when_running(store):
+    tags = {"k": "stale"}
+    finished = open_run(store, RunSpec("finished", tags=tags))
+    finished.end()
+    running = open_run(store, RunSpec("left running", tags=tags))
+    fresh = open_run(store, RunSpec("fresh", tags=tags, find=tags, reusable=lambda run: False))
+    assert not fresh.resumed
+    assert run_status(store, running.run_id) == "KILLED"
+    assert run_status(store, finished.run_id) == "FINISHED"
+    assert run_status(store, fresh.run_id) == "RUNNING"
+    fresh.end("FAILED")
+
+
+def test_open_runs_ends_only_the_runs_still_open_by_the_blocks_outcome(store):
+    with pytest.raises(KeyboardInterrupt):
+        with OpenRuns() as runs:
+            done = runs.add(open_run(store, RunSpec("done early")))
+            left = runs.add(open_run(store, RunSpec("left open")))
+            done.end("FINISHED")
+            raise KeyboardInterrupt
+    assert run_status(store, done.run_id) == "FINISHED" and run_status(store, left.run_id) == "KILLED"
+    with pytest.raises(RuntimeError):
+        with OpenRuns() as runs:
+            failing = runs.add(open_run(store, RunSpec("failing")))
+            raise RuntimeError("boom")
+    assert run_status(store, failing.run_id) == "FAILED"
 
 
 def test_config_is_logged_flat_with_lists_and_nulls_as_in_params(store):
@@ -305,17 +341,6 @@ def test_find_runs_by_tags_newest_first(store):
     assert [r.info.run_id for r in find_runs(store, {"who": "a", "seed": "0"})] == [ids[0]]
     assert find_runs(store, {"who": "nobody's"}) == []
     assert find_runs(dataclasses.replace(store, experiment="no such experiment"), {"who": "a"}) == []
-
-
-def test_close_stale_run_closes_only_a_running_run(store):
-    client = store.client()
-    experiment_id = client.get_experiment_by_name("aebench").experiment_id
-    running = client.create_run(experiment_id, run_name="left running").info.run_id
-    assert close_stale_run(store, running) is True
-    assert run_status(store, running) == "KILLED"
-    assert close_stale_run(store, running) is False  # already closed
-    assert close_stale_run(store, None) is False
-    assert close_stale_run(store, "0" * 32) is False  # unknown to this store
 
 
 # --- the training run of a replicate ---------------------------------------------------------

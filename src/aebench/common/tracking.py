@@ -21,11 +21,17 @@ Every stage talks to MLflow through an `open_store` result:
   it keeps in the browser, GenAI by default, or from `?workflowType=` in the
   address: `runs_url` gives the address that opens on the training runs.)
 
-`tracked_run` ends a run FINISHED when its block completes, FAILED when it
-raises, and KILLED on Ctrl-C or SIGTERM (KeyboardInterrupt), so no error
-leaves one RUNNING. Runs are found by tags, never by ids stored in DVC
-outputs: `find_runs(store, {REPLICATE_TAG: ..., CHECKPOINT_TAG: sha})`
-is how evaluation reaches the run that trained exactly its checkpoint.
+Every run goes through one lifecycle. `open_run` opens the run a `RunSpec`
+describes: the newest earlier run carrying its `find` tags that it may
+continue (a study run of the same report, a training killed under the same
+resume key), reopened, or else a new one; earlier runs found still RUNNING
+that nothing will continue are closed KILLED. `OpenRuns` holds a block's open
+runs and ends each one the block has not ended: FINISHED when the block
+completes, FAILED when it raises, KILLED on Ctrl-C or SIGTERM
+(KeyboardInterrupt), so no error leaves one RUNNING; `tracked_run` is that for
+one run. Runs are found by tags, never by ids stored in DVC outputs:
+`find_runs(store, {REPLICATE_TAG: ..., CHECKPOINT_TAG: sha})` is how
+evaluation reaches the run that trained exactly its checkpoint.
 """
 
 from __future__ import annotations
@@ -37,11 +43,12 @@ import re
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,7 @@ from aebench.common.errors import AebenchError
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 REPLICATE_TAG = "aebench.replicate"  # the trained model's name, e.g. mnist-vae-30-s0
 CHECKPOINT_TAG = "aebench.checkpoint"  # the sha256 of the checkpoint a training run wrote
+ROLE_TAG = "aebench.role"  # what a run other than a model's training is: the study, a sweep, a sweep point
 EXPERIMENT_KIND = "custom_model_development"
 PREFLIGHT_TIMEOUT_S = 5.0
 # A fresh server's first API call opens its store: 4.8 s measured on a loaded 2-core machine, so the API gets
@@ -86,10 +94,17 @@ class Store:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Under which name and tags a run is recorded."""
+    """Under which name and tags a run is recorded, and which earlier run it continues.
+
+    `find`: the tags an earlier run of the same thing carries (None: always a new run); the newest such run
+    that `reusable` accepts (None: any) is reopened. `config` is logged as a new run's params.
+    """
 
     run_name: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    find: Mapping[str, str] | None = None
+    reusable: Callable[[Any], bool] | None = None
+    config: Mapping[str, Any] | None = None
 
 
 def resolve_tracking_uri(configured: str, workspace: Path) -> str:
@@ -205,6 +220,13 @@ class TrackedRun:
         self.client = client
         self.run_id = run_id
         self.resumed = resumed  # True when an existing run was reopened
+        self.ended = False
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Mark the run ended with `status`, once."""
+        if not self.ended:
+            self.ended = True
+            close_run(self.client, self.run_id, status)
 
     def log_config(self, config: Mapping[str, Any]) -> None:
         """The config, flattened to dotted names (`train.lr`), as run params."""
@@ -218,16 +240,33 @@ class TrackedRun:
 
         self.call(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_metrics(self, metrics: Mapping[str, float], *, step: int) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int, model_id: str | None = None) -> None:
+        """Scalars at one step (`model_id`: they are also that logged model's, shown on its page)."""
+        self._log_batch([(name, value, step) for name, value in metrics.items()], model_id)
+
+    def log_series(self, series: Mapping[str, Sequence[float]], *, model_id: str | None = None) -> None:
+        """Each list as one metric stepped by index, so the UI plots it as a profile (A_u at step u)."""
+        self._log_batch([(name, value, step) for name, values in series.items()
+                         for step, value in enumerate(values)], model_id)
+
+    def _log_batch(self, points: list[tuple[str, float, int]], model_id: str | None) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [Metric(name, float(value), now, step) for name, value in metrics.items()]
+        batch = [Metric(name, float(value), now, step, model_id=model_id) for name, value, step in points]
         for start in range(0, len(batch), 1000):  # MLflow's log_batch takes at most 1000 metrics
             self.call(self.client.log_batch, self.run_id, metrics=batch[start : start + 1000])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.call(self.client.log_artifact, self.run_id, str(path), artifact_path)
+
+    def log_texts(self, artifacts: Mapping[str, str]) -> None:
+        """Each text of `artifacts` (file name -> text) as an artifact of that file name."""
+        with tempfile.TemporaryDirectory(prefix="aebench-artifact-") as scratch:
+            for file_name, text in artifacts.items():
+                path = Path(scratch) / file_name  # the artifact takes the file's name
+                path.write_text(text)
+                self.log_artifact(path)
 
     def call(self, method, *args, **kwargs):
         """`method(*args, **kwargs)`, an MLflow error becoming a one-line TrackingError naming this run."""
@@ -239,35 +278,57 @@ class TrackedRun:
             raise TrackingError(f"MLflow run {self.run_id}: {_first_line(err)}") from None
 
 
-@contextlib.contextmanager
-def tracked_run(store: Store, spec: RunSpec, *, run_id: str | None = None) -> Iterator[TrackedRun]:
-    """Open a run (reopen `run_id` when it exists in this store's experiment), and always close it.
-
-    FINISHED on success, KILLED on KeyboardInterrupt, FAILED on any other error.
-    """
+def open_run(store: Store, spec: RunSpec) -> TrackedRun:
+    """The run `spec` describes, RUNNING: an earlier one it continues (see RunSpec), or a new one."""
     from mlflow.exceptions import MlflowException
 
     client = store.client()
     try:
+        continued = None
+        for run in find_runs(store, spec.find) if spec.find is not None else []:
+            if continued is None and (spec.reusable is None or spec.reusable(run)):
+                continued = run
+            elif run.info.status == "RUNNING":
+                close_run(client, run.info.run_id, "KILLED")  # a killed stage's run that nothing will continue
+        if continued is not None:
+            if continued.info.status != "RUNNING":
+                client.update_run(continued.info.run_id, status="RUNNING")
+            return TrackedRun(client, continued.info.run_id, resumed=True)
         experiment_id = client.get_experiment_by_name(store.experiment).experiment_id
-        run = _existing_run(client, run_id, experiment_id)
-        resumed = run is not None
-        if resumed:
-            client.update_run(run.info.run_id, status="RUNNING")
-        else:
-            run = client.create_run(experiment_id, run_name=spec.run_name, tags=dict(spec.tags))
+        run = client.create_run(experiment_id, run_name=spec.run_name, tags=dict(spec.tags))
     except MlflowException as err:
         raise TrackingError(f"MLflow store {store.uri}: {_first_line(err)}") from None
-    tracked = TrackedRun(client, run.info.run_id, resumed=resumed)
-    try:
-        yield tracked
-    except KeyboardInterrupt:
-        close_run(client, tracked.run_id, "KILLED")
-        raise
-    except BaseException:
-        close_run(client, tracked.run_id, "FAILED")
-        raise
-    close_run(client, tracked.run_id, "FINISHED")
+    tracked = TrackedRun(client, run.info.run_id, resumed=False)
+    if spec.config:
+        tracked.log_config(spec.config)
+    return tracked
+
+
+class OpenRuns:
+    """The runs a block keeps open. Leaving it ends each one still open: FINISHED when the block completed,
+    KILLED on KeyboardInterrupt (Ctrl-C, or SIGTERM as the stages raise it), FAILED on any other error."""
+
+    def __init__(self) -> None:
+        self._runs: list[TrackedRun] = []
+
+    def add(self, run: TrackedRun) -> TrackedRun:
+        self._runs.append(run)
+        return run
+
+    def __enter__(self) -> OpenRuns:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        status = "FINISHED" if kind is None else "KILLED" if issubclass(kind, KeyboardInterrupt) else "FAILED"
+        for run in self._runs:
+            run.end(status)
+
+
+@contextlib.contextmanager
+def tracked_run(store: Store, spec: RunSpec) -> Iterator[TrackedRun]:
+    """One run open for the block (see `open_run`), ended as `OpenRuns` ends it."""
+    with OpenRuns() as runs:
+        yield runs.add(open_run(store, spec))
 
 
 def close_run(client: Any, run_id: str, status: str) -> None:
@@ -278,23 +339,6 @@ def close_run(client: Any, run_id: str, status: str) -> None:
         logging.getLogger(__name__).warning("could not mark MLflow run %s %s: %s", run_id, status, err)
 
 
-def close_stale_run(store: Store, run_id: str | None) -> bool:
-    """Close a run that a killed stage left RUNNING (its resume file was dropped): KILLED. True if one was."""
-    if not run_id:
-        return False
-    from mlflow.exceptions import MlflowException
-
-    client = store.client()
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        return False
-    if run.info.status != "RUNNING":
-        return False
-    close_run(client, run_id, "KILLED")
-    return True
-
-
 def find_runs(store: Store, tags: Mapping[str, str]) -> list[Any]:
     """Runs of the experiment carrying all `tags`, newest first."""
     client = store.client()
@@ -303,11 +347,6 @@ def find_runs(store: Store, tags: Mapping[str, str]) -> list[Any]:
         return []
     query = " and ".join(f"tags.`{key}` = '{_quoted(value)}'" for key, value in tags.items())
     return client.search_runs([experiment.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
-
-
-def run_status(store: Store, run_id: str) -> str:
-    """FINISHED, FAILED, KILLED or RUNNING: what the store says about a run."""
-    return store.client().get_run(run_id).info.status
 
 
 # --- the store and its experiment --------------------------------------------
@@ -366,21 +405,6 @@ def _relocate_artifacts(store: Store, recorded: str) -> None:
                 if location and location.startswith(recorded):
                     moved = store.artifact_root + location[len(recorded):]
                     connection.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (moved, identity))
-
-
-def _existing_run(client: Any, run_id: str | None, experiment_id: str):
-    """The run to reopen, or None when it is gone or belongs elsewhere (then a new run starts)."""
-    from mlflow.exceptions import MlflowException
-
-    if not run_id:
-        return None
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        return None
-    if run.info.experiment_id != experiment_id or run.info.lifecycle_stage == "deleted":
-        return None
-    return run
 
 
 def _quiet_mlflow() -> None:

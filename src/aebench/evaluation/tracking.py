@@ -15,10 +15,9 @@ run's logged model's (`model_id`), so MLflow's model page shows them.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, find_runs
+from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, TrackedRun, find_runs
 from aebench.evaluation.metrics import metric_scalars, metric_series
 from aebench.models.logged_model import logged_model_id
 
@@ -30,15 +29,9 @@ def training_run_id(store: Store, replicate_name: str, checkpoint_sha256: str) -
 
 
 def log_evaluation(store: Store, run_id: str, payload: dict, *, metrics_file: str | Path) -> None:
-    """Log a checked metrics payload and its file to run `run_id`."""
-    from mlflow.entities import Metric
-
-    client = store.client()
-    model_id = logged_model_id(client, run_id)  # None for a run logged before models were
-    now = int(time.time() * 1000)
-    metrics = [Metric(key, value, now, 0, model_id=model_id) for key, value in metric_scalars(payload).items()]
-    for key, values in metric_series(payload).items():
-        metrics += [Metric(key, value, now, step, model_id=model_id) for step, value in enumerate(values)]
-    for start in range(0, len(metrics), 1000):  # MLflow's log_batch takes at most 1000 metrics
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
-    client.log_artifact(run_id, str(metrics_file), "evaluation")
+    """Log a checked metrics payload and its file to run `run_id`, leaving its status as it is."""
+    tracked = TrackedRun(store.client(), run_id, resumed=True)
+    model_id = logged_model_id(tracked.client, run_id)  # None for a run logged before models were
+    tracked.log_metrics(metric_scalars(payload), step=0, model_id=model_id)
+    tracked.log_series(metric_series(payload), model_id=model_id)
+    tracked.log_artifact(metrics_file, "evaluation")

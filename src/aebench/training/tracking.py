@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, Store, TrackedRun, close_run, find_runs
+from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG, RunSpec, Store, TrackedRun, open_run
 from aebench.models.checkpoint import load_model
 from aebench.models.logged_model import log_trained_model
 from aebench.training.trainer import TrainingResult
@@ -25,28 +25,17 @@ RESUME_KEY_TAG = "aebench.resume_key"
 
 def open_training_run(store: Store, *, run_name: str, config: dict[str, Any], resume_key: str,
                       tags: dict[str, str]) -> TrackedRun:
-    """The run this training logs to (RUNNING), reused from a killed stage when its key matches."""
-    client = store.client()
-    reusable = None
-    for run in find_runs(store, {REPLICATE_TAG: tags[REPLICATE_TAG]}):
-        if run.info.status != "RUNNING":
-            continue
-        if reusable is None and run.data.tags.get(RESUME_KEY_TAG) == resume_key:
-            reusable = run
-        else:
-            close_run(client, run.info.run_id, "KILLED")  # a killed stage's run that nothing will resume
-    if reusable is not None:
-        return TrackedRun(client, reusable.info.run_id, resumed=True)
-    experiment = client.get_experiment_by_name(store.experiment)
-    run = client.create_run(experiment.experiment_id, run_name=run_name,
-                            tags={**tags, RESUME_KEY_TAG: resume_key})
-    tracked = TrackedRun(client, run.info.run_id, resumed=False)
-    tracked.log_config(config)
-    return tracked
+    """The run this training logs to (RUNNING): a killed stage's run of this replicate under the same resume
+    key, continued, or a new one; its runs under other keys will never resume and are closed KILLED."""
+    return open_run(store, RunSpec(
+        run_name=run_name, tags={**tags, RESUME_KEY_TAG: resume_key}, config=config,
+        find={REPLICATE_TAG: tags[REPLICATE_TAG]},
+        reusable=lambda run: run.info.status == "RUNNING" and run.data.tags.get(RESUME_KEY_TAG) == resume_key,
+    ))
 
 
 def finish_training_run(tracked: TrackedRun, result: TrainingResult, *, checkpoint: Path) -> None:
-    """Log a finished training's epochs, wall times, checkpoint and model, and close the run FINISHED."""
+    """Log a finished training's epochs, wall times, checkpoint and model, and end the run FINISHED."""
     trained_here = len(result.epoch_seconds)  # after a resume, the last epochs only
     first_timed = len(result.history) - trained_here
     for index, row in enumerate(result.history):
@@ -59,4 +48,4 @@ def finish_training_run(tracked: TrackedRun, result: TrainingResult, *, checkpoi
     # After the epochs: MLflow links the last epoch's metrics to the model.
     tracked.call(log_trained_model, tracked.client, tracked.run_id, load_model(checkpoint),
                  step=int(result.history[-1]["epoch"]))
-    close_run(tracked.client, tracked.run_id, "FINISHED")
+    tracked.end("FINISHED")
