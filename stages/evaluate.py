@@ -17,7 +17,6 @@ from __future__ import annotations
 import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
 
 import argparse
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -26,8 +25,8 @@ from pathlib import Path
 from aebench.common.cli import run_stage
 from aebench.common.config import EvaluateParams, FigureParams, Params, load_params
 from aebench.common.errors import CheckpointError
-from aebench.common.files import check_writable, workspace_of
-from aebench.common.layout import Replicate, selected_keys
+from aebench.common.files import check_writable, file_sha256, workspace_of
+from aebench.common.layout import FIGURE_PIXELS_SUFFIX, Replicate, selected_keys
 from aebench.common.parallel import Jobs
 from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
@@ -36,7 +35,6 @@ from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
 from aebench.evaluation.classifier import load_classifier, load_second_judge
 from aebench.evaluation.convergence import Convergence, history_convergence
 from aebench.evaluation.figure_pixels import check_figures_fit_data
-from aebench.evaluation.metrics import FIGURE_PIXELS_SUFFIX
 from aebench.evaluation.tracking import log_evaluation, training_run_id
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.runner import check_settings_fit_data
@@ -174,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     with Jobs(evaluate_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:
         # While the workers start: the MLflow store, and the run that trained each checkpoint.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
-        sha256 = {job.replicate: hashlib.sha256(job.checkpoint.read_bytes()).hexdigest() for job in jobs}
+        sha256 = {job.replicate: file_sha256(job.checkpoint) for job in jobs}
         run_ids = {job.replicate: training_run_id(store, job.replicate.name, sha256[job.replicate]) for job in jobs}
         for job, result in completed:
             name, run_id = job.replicate.name, run_ids[job.replicate]

@@ -19,13 +19,13 @@ from helpers import REPO, make_model, seed_store, tiny_raw, write_params, write_
 
 from aebench.common.config import params_from_dict
 from aebench.common.errors import CheckpointError
-from aebench.common.layout import selected_keys
+from aebench.common.layout import FIGURE_PIXELS_SUFFIX, selected_keys
 from aebench.common.tracking import CHECKPOINT_TAG, REPLICATE_TAG
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import load_prepared
 from aebench.evaluation.classifier import SampleClassifier, save_classifier
 from aebench.evaluation.convergence import history_convergence
-from aebench.evaluation.metrics import DETERMINISTIC_NOTE, FIGURE_PIXELS_SUFFIX, check_metrics
+from aebench.evaluation.metrics import DETERMINISTIC_NOTE, check_metrics
 from aebench.models.autoencoder import model_config
 from aebench.models.checkpoint import load_model, save_checkpoint
 from aebench.training.trainer import write_history

@@ -25,8 +25,7 @@ from PIL import Image
 from aebench.common.config import params_from_dict
 from aebench.common.errors import AebenchError
 from aebench.common.files import write_json, write_npz
-from aebench.common.layout import ModelKey
-from aebench.evaluation.metrics import FIGURE_PIXELS_SUFFIX
+from aebench.common.layout import FIGURE_PIXELS_SUFFIX, ModelKey
 from aebench.data.binarize import fixed_targets
 from aebench.data.prepared import save_prepared
 from aebench.reporting import figures
@@ -175,9 +174,6 @@ def test_the_registry_imports_without_torch():
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
-@pytest.mark.xfail(strict=True, reason="common.parallel (one_thread) and common.runtime (derived_seed, t-SNE's seed) "
-                   "import torch at module level; making those imports lazy changes files the train stage depends "
-                   "on, so it waits for the next change that retrains the study")
 def test_the_stage_imports_no_torch(study, tmp_path):
     """It draws from files: run whole in a fresh interpreter (t-SNE included), it never loads torch."""
     root, _ = study

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from aebench.common.files import (
     OutputError,
     atomic_path,
     check_writable,
+    file_sha256,
     read_npz,
     remove_stale_temporaries,
     workspace_of,
@@ -346,3 +348,12 @@ def test_read_npz_names_a_missing_or_corrupt_file(tmp_path):
     truncated.write_bytes((tmp_path / "good.npz").read_bytes()[:40])
     with pytest.raises(DataError, match=rf"^{truncated}: bad \("):
         read_npz(truncated, error=DataError, missing="gone", unreadable="bad")
+
+
+def test_file_sha256_reads_in_blocks_and_hashes_every_byte(tmp_path):
+    content = np.random.default_rng(0).bytes(3 * (1 << 20) + 17)  # three whole blocks and a partial one
+    path = tmp_path / "blob"
+    path.write_bytes(content)
+    assert file_sha256(path) == hashlib.sha256(content).hexdigest()
+    path.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))  # the last byte of the partial block
+    assert file_sha256(path) != hashlib.sha256(content).hexdigest()

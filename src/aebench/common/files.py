@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -132,6 +133,16 @@ def _failed_output(err: OSError) -> str | None:
     if named or err.errno not in NO_SPACE:
         return None
     return " or ".join(str(destination) for destination in reversed(_WRITING.values())) or None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in blocks: the key that joins a checkpoint, its training run and its
+    evaluation, and the fingerprint of the data a training resumes on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

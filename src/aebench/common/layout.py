@@ -11,6 +11,9 @@ output; the layout under a root is fixed here and nowhere else:
 
     <root>/<dataset>/<variant>/latent-<latent_dim>/seed-<seed><suffix>
     e.g. models/mnist/vae/latent-30/seed-0.pt, metrics/mnist/vae/latent-30/seed-0.json
+
+Beside the latent arrays (`seed-<s>.npz`) of a model's first seed lie the
+pixels its figures draw (`seed-<s>.figures.npz`, FIGURE_PIXELS_SUFFIX).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SEED_PREFIX = "seed-"
+FIGURE_PIXELS_SUFFIX = ".figures.npz"  # under the latent root, first seed only
 
 
 @dataclass(frozen=True, order=True)

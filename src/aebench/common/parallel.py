@@ -68,14 +68,15 @@ def worker_count(jobs: int, *, device_type: str) -> int:
 def one_thread() -> None:
     """Every library in this process computes with one thread (see the module docstring for why).
 
-    torch, and through threadpoolctl the BLAS and OpenMP libraries already loaded (numpy's and
-    scipy's OpenBLAS, sklearn's and torch's OpenMP); the variables hold those loaded later.
+    torch if it is loaded, and through threadpoolctl the BLAS and OpenMP libraries already loaded
+    (numpy's and scipy's OpenBLAS, sklearn's and torch's OpenMP); the variables hold those loaded
+    later (torch included: a stage that only draws never imports it).
     """
     os.environ.update(dict.fromkeys(THREAD_VARIABLES, "1"))
-    import torch
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     threadpool_limits(1)
 
 

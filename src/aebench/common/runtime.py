@@ -5,6 +5,9 @@ weights, data order and binarization, reparameterization noise, the
 evaluation's draws...). Each stream gets its own generator seeded from
 (seed, purpose) through NumPy's SeedSequence, so streams never overlap: with
 plain `seed + 1` offsets, seed 1's data order would be seed 0's noise.
+
+torch is imported by the functions that use it: `derived_seed` also seeds
+the figures' t-SNE and jitter, in a stage that never loads torch.
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ import functools
 import random
 import zlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 
 from aebench.common.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 Result = TypeVar("Result")
 
 
 def resolve_device(name: str) -> torch.device:
     """'auto' -> CUDA when present, else CPU; 'cuda' without a GPU is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -40,11 +47,15 @@ def derived_seed(seed: int, purpose: str) -> int:
 
 def generator(seed: int, purpose: str, device: torch.device | str = "cpu") -> torch.Generator:
     """A torch generator on `device` for the stream `purpose` of replicate `seed`."""
+    import torch
+
     return torch.Generator(device=device).manual_seed(derived_seed(seed, purpose))
 
 
 def seed_everything(seed: int, purpose: str = "init") -> None:
     """Seed Python, NumPy and torch's global RNG (weight initialisation draws from it)."""
+    import torch
+
     value = derived_seed(seed, purpose)
     random.seed(value)
     np.random.seed(value)
@@ -61,6 +72,8 @@ def flushing_subnormals(function: Callable[..., Result]) -> Callable[..., Result
     flag is the process's, so every training of a model, a resume included,
     runs under the same setting: its bytes stay reproducible.
     """
+
+    import torch
 
     @functools.wraps(function)
     def flushed(*args, **kwargs) -> Result:

@@ -8,6 +8,7 @@ Modules (import the one you need; this package imports none of them, so that
   the model's MLflow run;
 - `likelihood`: the ELBO and the importance-weighted estimate of log p(x), batched;
 - `reconstruction`: posterior means and reconstructions at z = mu;
+- `figure_pixels`: the images the per-model figures draw, decoded once for each model's first seed;
 - `activity`, `latent`, `usage`: A_u and AU(delta), KL per dimension, the decoder's usage of each dimension;
   `usage_split`: its shares and used units (no torch);
 - `convergence`: the convergence test of a model, read from its training history (no torch);

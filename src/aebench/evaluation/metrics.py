@@ -33,10 +33,6 @@ DETERMINISTIC_NOTE = (
 )
 _SLACK = 1e-9  # round-off allowed below a lower bound (a KL of -1e-16 is a zero)
 NATS = "nats/image"
-# Beside the latent arrays (`seed-<s>.npz`) of a model's first seed lie the pixels its figures draw
-# (`aebench.evaluation.figure_pixels`), under this suffix. (Its place is common.layout, which the train
-# stage imports; it moves there with the next change that retrains the study.)
-FIGURE_PIXELS_SUFFIX = ".figures.npz"
 # Where sample images come from: the prior, and the two ex-post densities fitted on the training means.
 SAMPLE_SOURCES = {
     "prior": "z ~ N(0, I)",

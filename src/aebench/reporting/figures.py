@@ -38,8 +38,8 @@ from matplotlib.ticker import MaxNLocator
 from aebench.common.config import Params
 from aebench.common.errors import AebenchError
 from aebench.common.files import read_npz
-from aebench.common.layout import ModelKey
-from aebench.evaluation.metrics import FIGURE_PIXELS_SUFFIX, SAMPLE_SOURCES
+from aebench.common.layout import FIGURE_PIXELS_SUFFIX, ModelKey
+from aebench.evaluation.metrics import SAMPLE_SOURCES
 from aebench.reporting.labels import class_names, joined, model_label, variant_label
 from aebench.reporting.plotting import (
     INACTIVE_COLOR,

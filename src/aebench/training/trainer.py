@@ -40,7 +40,7 @@ from typing import Any, TextIO
 import torch
 
 from aebench.common.errors import TrainingDiverged
-from aebench.common.files import atomic_path, write_text
+from aebench.common.files import atomic_path, file_sha256, write_text
 from aebench.common.runtime import flushing_subnormals, generator
 from aebench.data.binarize import binarize, fixed_targets
 from aebench.evaluation.usage import decoder_usage
@@ -148,7 +148,7 @@ def train_replicate(
 
     write_history(paths.history, history)  # also when a resume file already held every epoch
     save_checkpoint(paths.checkpoint, model, epochs_done=len(history))
-    checkpoint_sha256 = hashlib.sha256(paths.checkpoint.read_bytes()).hexdigest()
+    checkpoint_sha256 = file_sha256(paths.checkpoint)
     paths.resume.unlink(missing_ok=True)
     paths.partial_history.unlink(missing_ok=True)
     return TrainingResult(history=history, epoch_seconds=epoch_seconds, checkpoint_sha256=checkpoint_sha256)
