@@ -55,26 +55,17 @@ class Setup:
 
     def model(self, dataset: str, variant: str, size: str | int = "largest") -> ModelResults | None:
         """The model of this dataset and variant at the smallest, largest or a given latent size."""
-        found = self._find(dataset, variant, size)
-        if found is not None:
-            self.read.append(found)
-        return found
-
-    def _find(self, dataset: str, variant: str, size: str | int) -> ModelResults | None:
-        candidates = [r for r in self.results if r.key.dataset == dataset and r.key.variant == variant]
-        if not candidates:
-            return None
-        if size == "largest":
-            return max(candidates, key=lambda r: r.key.latent_dim)
-        if size == "smallest":
-            return min(candidates, key=lambda r: r.key.latent_dim)
-        return next((r for r in candidates if r.key.latent_dim == size), None)
+        candidates = sorted((r for r in self.results if r.key.dataset == dataset and r.key.variant == variant),
+                            key=lambda r: r.key.latent_dim)
+        chosen = {"smallest": candidates[:1], "largest": candidates[-1:]}.get(
+            size, [r for r in candidates if r.key.latent_dim == size])
+        self.read.extend(chosen[:1])
+        return chosen[0] if chosen else None
 
     def model_figure(self, results: ModelResults, name: str) -> Path:
-        from aebench.reporting.figures import MODEL_FIGURES, figure_path
+        from aebench.reporting.figures import figure_named, figure_path
 
-        (figure,) = [f for f in MODEL_FIGURES if f.name == name]
-        return figure_path(self.figures, results.key, figure)
+        return figure_path(self.figures, results.key, figure_named(name))
 
     def compare_figure(self, dataset: str, name: str) -> Path:
         return self.compare / f"{dataset}-{name}.png"

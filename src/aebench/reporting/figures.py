@@ -1,31 +1,18 @@
-"""The per-model figures: one `FigureSpec` per figure, holding its file, title, caption and drawer.
+"""The per-model figures: `MODEL_FIGURES`, one `FigureSpec` per figure, in report order.
 
-`MODEL_FIGURES` is the registry, in report order. An entry says
-
-- `name` (the file `<name>.png`) and `title`;
-- `caption(results, params) -> str`: what is drawn, in what units, and the
-  numbers it rests on, each read from the model's results (metrics,
-  histories, latent arrays of every seed) or params; no torch;
-- `draw(inputs) -> Figure`: the drawing, from `FigureInputs` (the results,
-  params, and the pixels the evaluation decoded for the first seed's figures,
-  `aebench.evaluation.figure_pixels`); no torch: the figures stage and the
-  report stage only read files;
-- `applies(key) -> bool`: which models get it (the decoded manifold only at
-  D = 2, t-SNE only at D > 2).
-
-Every figure shows the first seed of params (`ModelResults.first`) unless its
-caption names more seeds. Images decoded from codes are pixel means in
-[0, 1]. Pixel sizes are fixed: mosaics follow from `params.figures` (each
-image pixel a PIXEL_SCALE square), charts have the sizes of `CHART_PX`.
-Random draws (the prior codes, drawn by the evaluation; t-SNE; jitter) come
-from generators seeded by (first seed, purpose), so a rerun writes the same
-PNG bytes.
+A caption quotes the numbers it rests on, read from the model's results
+(every seed's metrics, history and latent arrays) or params. A drawer reads
+`FigureInputs`, which adds the pixels the evaluation decoded for the first
+seed's figures: no torch, the figures and report stages only read files.
+Every figure shows the first seed unless its caption names more. Pixel sizes
+are fixed (mosaics by `params.figures`, charts by `CHART_PX`), and random
+draws come from generators seeded by (first seed, purpose), so a rerun
+writes the same PNG bytes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +34,11 @@ from aebench.reporting.plotting import (
     PALETTE,
     PIXEL_SCALE,
     TILE_GAP,
+    activity_handles,
     log_floor,
     mosaic,
     mosaic_figure,
+    mu_lines,
     new_figure,
     save_png,
     theme,
@@ -241,8 +230,10 @@ def draw_reconstructions(inputs: FigureInputs) -> Figure:
 # ---------------------------------------------------------------- samples (prior and ex post)
 
 
-def _samples_caption(results: ModelResults, params: Params, source: str, drawn: str) -> str:
+def _samples_caption(results: ModelResults, params: Params, source: str) -> str:
     first, grid = results.first, params.figures.samples_grid
+    drawn = ("drawn for this figure" if source == "prior"
+             else f"the first {grid * grid} of those the evaluation drew and stored")
     judged = {name: first.value(f"samples.{source}.{name}") for name in
               ("count", "class_histogram", "top_class_share", "class_entropy", "precision", "recall")}
     top = class_names(results.key.dataset)[int(np.argmax(judged["class_histogram"]))]
@@ -255,30 +246,22 @@ def _samples_caption(results: ModelResults, params: Params, source: str, drawn: 
             f"(Kynkäänniemi et al. 2019).")
 
 
-def samples_caption(results: ModelResults, params: Params) -> str:
-    return _samples_caption(results, params, "prior", "drawn for this figure")
+# figure name -> (the codes' source, its figure title, its mosaic's heading)
+SAMPLE_FIGURES = {
+    "samples": ("prior", "Samples from the prior", "z ~ N(0, I)"),
+    "samples_gaussian": ("gaussian", "Samples from the ex-post Gaussian", "z from the ex-post Gaussian"),
+    "samples_gmm": ("gmm", "Samples from the ex-post mixture", "z from the ex-post mixture"),
+}
 
 
-SAMPLE_TITLES = {"prior": "z ~ N(0, I)", "gaussian": "z from the ex-post Gaussian",
-                 "gmm": "z from the ex-post mixture"}
+def _samples_figure(name: str) -> FigureSpec:
+    source, title, heading = SAMPLE_FIGURES[name]
 
-
-def _samples_drawer(source: str) -> Callable[[FigureInputs], Figure]:
     def draw(inputs: FigureInputs) -> Figure:
         grid = inputs.params.figures.samples_grid
-        return _mosaic_of(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid,
-                          title=_heading(inputs, SAMPLE_TITLES[source]))
+        return _mosaic_of(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid, title=_heading(inputs, heading))
 
-    return draw
-
-
-def _expost_caption(source: str) -> Callable[[ModelResults, Params], str]:
-    def caption(results: ModelResults, params: Params) -> str:
-        grid = params.figures.samples_grid
-        drawn = f"the first {grid * grid} of those the evaluation drew and stored"
-        return _samples_caption(results, params, source, drawn)
-
-    return caption
+    return FigureSpec(name, title, lambda results, params: _samples_caption(results, params, source), draw)
 
 
 # ---------------------------------------------------------------- activity: lines, bars, heat map
@@ -313,19 +296,11 @@ def draw_activity_lines(inputs: FigureInputs) -> Figure:
     first = inputs.results.first
     mu = _activity_batch(inputs.results, inputs.params)  # (B, D)
     active = _active(first)
-    palette = iter(sns.color_palette("husl", int(active.sum())))
     fig = _chart("activity_lines")
     ax = fig.subplots()
-    # Inactive dimensions first, so the active ones are drawn over them.
-    for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
-        ax.plot(np.arange(len(mu)), mu[:, dim], color=next(palette) if active[dim] else INACTIVE_COLOR,
-                linewidth=1.0 if active[dim] else 0.8, gid=f"dim {dim}")
-    ax.legend(handles=[
-        Line2D([], [], color=sns.color_palette("husl", 1)[0], label=f"active ({int(active.sum())})"),
-        Line2D([], [], color=INACTIVE_COLOR, label=f"inactive ({int((~active).sum())})"),
-    ], loc="upper right", fontsize=8)
-    ax.set_xlim(0, max(len(mu) - 1, 1))
-    ax.set_xlabel("test image")
+    mu_lines(ax, mu, active, widths=(1.0, 0.8))
+    ax.legend(handles=activity_handles(f"active ({int(active.sum())})", f"inactive ({int((~active).sum())})"),
+              loc="upper right", fontsize=8)
     ax.set_ylabel(f"{_code_name(inputs.results)} of dimension u")
     ax.set_title(_heading(inputs, f"{_code_name(inputs.results)} of each dimension across {len(mu)} test images"),
                  fontsize=11)
@@ -580,10 +555,6 @@ def draw_tsne_map(inputs: FigureInputs) -> Figure:
     return fig
 
 
-def _more_than_two_dimensions(key: ModelKey) -> bool:
-    return key.latent_dim > 2
-
-
 # ---------------------------------------------------------------- decoded manifold (2-D latents)
 
 
@@ -602,10 +573,6 @@ def draw_manifold(inputs: FigureInputs) -> Figure:
     images = inputs.pixels["manifold"]  # (steps^2, 28, 28), row 0 = largest z_2
     title = _heading(inputs, f"decoded grid, z_1 → and z_2 ↑ over [-{extent:g}, {extent:g}]")
     return _mosaic_of(images, rows=steps, cols=steps, title=title)
-
-
-def _two_dimensional(key: ModelKey) -> bool:
-    return key.latent_dim == 2
 
 
 # ---------------------------------------------------------------- interpolation
@@ -651,10 +618,7 @@ def draw_interpolation(inputs: FigureInputs) -> Figure:
 MODEL_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
     FigureSpec("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
-    FigureSpec("samples", "Samples from the prior", samples_caption, _samples_drawer("prior")),
-    FigureSpec("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
-                _samples_drawer("gaussian")),
-    FigureSpec("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _samples_drawer("gmm")),
+    *(_samples_figure(name) for name in SAMPLE_FIGURES),
     FigureSpec("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
     FigureSpec("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
                 draw_activity_bars),
@@ -662,10 +626,16 @@ MODEL_FIGURES: tuple[FigureSpec, ...] = (
                 draw_activity_heatmap),
     FigureSpec("unit_death", "Unit death over training", unit_death_caption, draw_unit_death),
     FigureSpec("latent_map", "Latent map", latent_map_caption, draw_latent_map),
-    FigureSpec("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map, _more_than_two_dimensions),
-    FigureSpec("manifold", "Decoded manifold", manifold_caption, draw_manifold, _two_dimensional),
+    FigureSpec("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map,
+                lambda key: key.latent_dim > 2),
+    FigureSpec("manifold", "Decoded manifold", manifold_caption, draw_manifold, lambda key: key.latent_dim == 2),
     FigureSpec("interpolation", "Interpolation", interpolation_caption, draw_interpolation),
 )
+
+
+def figure_named(name: str) -> FigureSpec:
+    (figure,) = [figure for figure in MODEL_FIGURES if figure.name == name]
+    return figure
 
 
 def figures_for(key: ModelKey) -> list[FigureSpec]:
@@ -706,8 +676,7 @@ def pixel_shapes(key: ModelKey, params: Params) -> dict[str, tuple[int, ...]]:
     needs = {
         "reconstructions": {"recon_test": (count, *image), "recon_codes": (count, key.latent_dim),
                             "recon_decoded": (count, *image)},
-        **{name: {f"samples_{source}": (grid, *image)} for name, source in
-           (("samples", "prior"), ("samples_gaussian", "gaussian"), ("samples_gmm", "gmm"))},
+        **{name: {f"samples_{source}": (grid, *image)} for name, (source, _, _) in SAMPLE_FIGURES.items()},
         "manifold": {"manifold": (figures.manifold_steps ** 2, *image)},
         "interpolation": {"interpolation": (figures.interpolation_steps + 2, *image)},
     }

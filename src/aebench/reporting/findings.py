@@ -56,26 +56,24 @@ class Comparison:
         return self.difference.excludes_zero
 
     def sentence(self) -> str:
-        unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in (self.a, self.b)
-                       for seed in m.unconverged_seeds]
-        if unconverged:
-            return f"provisional ({', '.join(unconverged)} failed the convergence test): {self._comparison()}"
-        return self._comparison()
-
-    def _comparison(self) -> str:
-        column, digits = self.column, self.column.digits
+        column, n = self.column, self.difference.n
         a, b = variant_label(self.a.key.variant), variant_label(self.b.key.variant)
-        n = self.difference.n
-        interval = self.difference.interval(digits)
         if not self.distinguishable:
-            return (f"{a} and {b} are not distinguishable with {n} seed{'s' if n != 1 else ''}: "
-                    f"{b} − {a} = {interval} {column.unit}")
-        relation = "higher" if self.difference.mean > 0 else "lower"
-        verdict = ""
-        if column.lower_is_better is not None:
-            better = (self.difference.mean < 0) == column.lower_is_better
-            verdict = f" ({'better' if better else 'worse'})"
-        return f"{b} is {relation} than {a}{verdict}: {b} − {a} = {interval} {column.unit}"
+            text = f"{a} and {b} are not distinguishable with {n} seed{'s' if n != 1 else ''}"
+        else:
+            verdict = ""
+            if column.lower_is_better is not None:
+                better = (self.difference.mean < 0) == column.lower_is_better
+                verdict = f" ({'better' if better else 'worse'})"
+            text = f"{b} is {'higher' if self.difference.mean > 0 else 'lower'} than {a}{verdict}"
+        interval = self.difference.interval(column.digits)
+        return _provisional((self.a, self.b), f"{text}: {b} − {a} = {interval} {column.unit}")
+
+
+def _provisional(models: tuple[ModelResults, ...], text: str) -> str:
+    """`text`, marked provisional when a seed of one of the models failed its convergence test."""
+    unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in models for seed in m.unconverged_seeds]
+    return f"provisional ({', '.join(unconverged)} failed the convergence test): {text}" if unconverged else text
 
 
 def compare(a: ModelResults, b: ModelResults, column: MetricColumn) -> Comparison | None:
@@ -158,11 +156,7 @@ class PairVerdict:
             text += undecided
         else:
             text = f"not distinguishable on any metric used ({names(self.undecided)})"
-        unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in (self.a, self.b)
-                       for seed in m.unconverged_seeds]
-        if unconverged:
-            text = f"provisional ({', '.join(unconverged)} failed the convergence test): {text}"
-        return f"{a} against {b}: {text}."
+        return f"{a} against {b}: {_provisional((self.a, self.b), text)}."
 
 
 def pair_verdict(a: ModelResults, b: ModelResults, columns: Iterable[MetricColumn]) -> PairVerdict:

@@ -26,6 +26,7 @@ matplotlib.use("Agg")  # no display on CI or the DVC machine; must precede any p
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from PIL import Image  # noqa: E402
 
 DPI = 100
@@ -136,3 +137,20 @@ def log_floor(values: np.ndarray, threshold: float) -> float:
     if positives.size == 0:
         return 1e-12
     return 10.0 ** (math.floor(math.log10(positives.min())) - 1)
+
+
+def mu_lines(ax, mu: np.ndarray, active: np.ndarray, *, widths: tuple[float, float]) -> None:
+    """Each dimension of mu (N, D) as a line across the N test images: the active ones coloured, with line
+    width widths[0], drawn over the grey inactive ones (widths[1])."""
+    palette = iter(sns.color_palette("husl", int(active.sum())))
+    for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
+        ax.plot(np.arange(len(mu)), mu[:, dim], color=next(palette) if active[dim] else INACTIVE_COLOR,
+                linewidth=widths[0] if active[dim] else widths[1], gid=f"dim {dim}")
+    ax.set_xlim(0, max(len(mu) - 1, 1))
+    ax.set_xlabel("test image")
+
+
+def activity_handles(active: str, inactive: str) -> list[Line2D]:
+    """Legend entries of `mu_lines`, labelled."""
+    return [Line2D([], [], color=sns.color_palette("husl", 1)[0], label=active),
+            Line2D([], [], color=INACTIVE_COLOR, label=inactive)]

@@ -31,7 +31,7 @@ class Heading:
 
     @property
     def anchor(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.text.lower()).strip("-")
+        return _slug(self.text)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,12 @@ def figure_link(text: str, path: str | Path) -> str:
     return f"[{text}]({FIGURE_TARGET}{Path(path).as_posix()})"
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def figure_anchor(path: str | Path) -> str:
-    return "fig-" + re.sub(r"[^a-z0-9]+", "-", Path(path).as_posix().lower()).strip("-")
+    return "fig-" + _slug(Path(path).as_posix())
 
 
 def _md_text(text: str, base: Path) -> str:
@@ -222,17 +226,15 @@ class _Page:
         return LINK.sub(link, escaped)
 
 
-class _Anchors:
-    """Unique ids for headings (two datasets can share a subsection title)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
-
-    def __call__(self, heading: Heading) -> str:
-        base = heading.anchor or "section"
-        count = self.seen.get(base, 0) + 1
-        self.seen[base] = count
-        return base if count == 1 else f"{base}-{count}"
+def _heading_ids(blocks: list[Block]) -> dict[int, str]:
+    """Block index -> a unique id for each heading (two datasets can share a subsection title)."""
+    ids, seen = {}, {}
+    for index, block in enumerate(blocks):
+        if isinstance(block, Heading):
+            base = block.anchor or "section"
+            seen[base] = seen.get(base, 0) + 1
+            ids[index] = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return ids
 
 
 def _table(table: Table, page: _Page) -> str:
@@ -302,8 +304,7 @@ def render_html(blocks: list[Block], *, title: str, html_path: str | Path | None
     Level-4 headings open a collapsible group (one per trained model) that stays
     open until the next heading of level 4 or above.
     """
-    anchors = _Anchors()
-    ids = {i: anchors(b) for i, b in enumerate(blocks) if isinstance(b, Heading)}
+    ids = _heading_ids(blocks)
     folder = Path(html_path).parent if html_path is not None else None
     page = _Page(embedded=frozenset(), folder=folder)
     page = _Page(embedded=frozenset(page.anchor(b.path) for b in blocks if isinstance(b, Figure)), folder=folder)

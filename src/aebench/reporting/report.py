@@ -10,6 +10,7 @@ same computation): they are in `reports/timings.md`.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from ruamel.yaml import YAML
 from aebench.common.config import Params, load_params
 from aebench.evaluation.metrics import METRIC_DOCS, SECOND_JUDGE_SAMPLES  # the schema module: no torch
 from aebench.reporting.claims import Claim, Outcome, Setup, architecture_decides, assess
-from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn
+from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn, passing_columns
 from aebench.reporting.findings import PairVerdict, column_finding, comparison_table, findings, pair_verdict
 from aebench.reporting.labels import dataset_label, model_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
@@ -136,8 +137,7 @@ def judged_column(section: str, metric: str, *, source: str = "prior") -> Metric
 
 def reported_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
     """COLUMNS without the sample-quality metrics that failed their validation: what findings are made of."""
-    passing = passing_quality_metrics(classifier_metrics)
-    return [c for c in COLUMNS if c.quality_metric is None or c.quality_metric in passing]
+    return passing_columns(passing_quality_metrics(classifier_metrics))
 
 
 # Shown in the table whatever its ladder result, with the result in its header: the one number most
@@ -154,12 +154,6 @@ def table_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricC
         for c in COLUMNS
         if c.quality_metric is None or c.quality_metric in passing or c.quality_metric in MIXED_METRICS
     ]
-
-
-def _samples_figure():
-    from aebench.reporting.figures import MODEL_FIGURES
-
-    return next(figure for figure in MODEL_FIGURES if figure.name == "samples")
 
 
 def _read_png(path: Path) -> bytes:
@@ -190,10 +184,16 @@ def introduction(inputs: ReportInputs) -> list[Block]:
     ]
 
 
+def _unconverged(results: list[ModelResults], *, on_dataset: bool) -> tuple[list[str], int]:
+    """The trained models that fail their convergence test ("VAE-30 seed 1"), and how many were trained."""
+    failed = [f"{model_label(r.key, on_dataset=on_dataset)} seed {seed}"
+              for r in results for seed in r.unconverged_seeds]
+    return failed, sum(len(r.replicates) for r in results)
+
+
 def convergence_summary(results: list[ModelResults]) -> str:
     """How many trained models pass the convergence test: the numbers below describe trained models only then."""
-    failed = [f"{model_label(r.key, on_dataset=True)} seed {seed}" for r in results for seed in r.unconverged_seeds]
-    total = sum(len(r.replicates) for r in results)
+    failed, total = _unconverged(results, on_dataset=True)
     if not failed:
         return (f"All {total} trained models pass the convergence test (\"Convergence of every model\", under the "
                 "findings): the numbers below describe trained models, not ones still moving.")
@@ -293,15 +293,15 @@ def convergence_blocks(inputs: ReportInputs) -> list[Block]:
         for replicate in results.replicates:
             test = replicate.metrics["convergence"]
             slope = "n/a" if test["slope"] is None else f"{test['slope']:+.3f}"
+            stable = ["yes" if test[k] else "no" for k in ("used_stable", "active_stable")]
             rows.append([model_label(results.key, on_dataset=True), str(replicate.seed), str(test["epochs"]), slope,
-                         f"{-test['tolerance_nats']:g}", _yes(test["used_stable"]), _yes(test["active_stable"]),
+                         f"{-test['tolerance_nats']:g}", *stable,
                          "passed" if test["converged"] else f"FAILED: {test['reason']}"])
-    failed = sum(len(r.unconverged_seeds) for r in inputs.results)
-    total = sum(len(r.replicates) for r in inputs.results)
+    failed, total = _unconverged(inputs.results, on_dataset=True)
     window = {r.metrics["convergence"]["window"] for m in inputs.results for r in m.replicates}
     return [
         Heading("Convergence of every model", 3),
-        Paragraph(f"{total - failed} of {total} trained models pass the convergence test "
+        Paragraph(f"{total - len(failed)} of {total} trained models pass the convergence test "
                   f"(`aebench.evaluation.convergence`, read from each history): over the last "
                   f"{' / '.join(map(str, sorted(window)))} epochs, the validation objective's least-squares slope "
                   "(nats/image per epoch) is not below minus the tolerance, and neither the used set (decoder-usage "
@@ -311,10 +311,6 @@ def convergence_blocks(inputs: ReportInputs) -> list[Block]:
         Table(header=["model", "seed", "epochs", "slope", "lowest slope allowed", "used set stable",
                       "active set stable", "test"], rows=rows, label_columns=2),
     ]
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def table_section(inputs: ReportInputs) -> list[Block]:
@@ -437,9 +433,9 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
     """Which model's N(0, I) samples are better, at the largest latent size: decided only by the (metric, judge)
     pairs that passed the ladder on every dataset, the mixed Fréchet distance beside them with its result, and
     the sample grids."""
-    from aebench.reporting.figures import figure_path
+    from aebench.reporting.figures import figure_named, figure_path
 
-    samples_figure = _samples_figure()
+    samples_figure = figure_named("samples")
     passing = decisive_pairs(inputs.classifier_metrics)
     used = [_pair_name(section, name) for section in JUDGE_NAMES for name in sorted(
         name for judge, name in passing if judge == section)]
@@ -526,7 +522,7 @@ def model_figures_section(inputs: ReportInputs) -> list[Block]:
         if results.key.dataset != dataset:
             dataset = results.key.dataset
             blocks.append(Heading(dataset_label(dataset), 3))
-        linked = {_samples_figure().name} if id(results) in in_samples else set()  # embedded under "Sample quality"
+        linked = {"samples"} if id(results) in in_samples else set()  # embedded under "Sample quality"
         blocks += model_blocks(results, inputs.params, inputs.figures_dir,
                                alt=model_label(results.key, on_dataset=True), linked=linked)
     return blocks
@@ -563,8 +559,7 @@ def stated_setup(params_file: Path) -> str:
 
 def convergence_line(setup: Setup) -> str:
     """Whether every model of a profile passed its convergence test, and which did not."""
-    failed = [f"{model_label(m.key)} seed {seed}" for m in setup.results for seed in m.unconverged_seeds]
-    total = sum(len(m.replicates) for m in setup.results)
+    failed, total = _unconverged(setup.results, on_dataset=False)
     if not failed:
         return f"Convergence: all {total} models of this profile pass the convergence test."
     return (f"Convergence: PROVISIONAL, {len(failed)} of {total} models fail the convergence test "
@@ -640,8 +635,6 @@ def data_blocks(inputs: ReportInputs) -> list[Block]:
 def setup_section(inputs: ReportInputs) -> list[Block]:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = None
-    import io
-
     buffer = io.StringIO()
     yaml.dump(inputs.params.to_dict(), buffer)
     packages = [[name, version] for name, version in inputs.packages.items()]

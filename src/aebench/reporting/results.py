@@ -214,27 +214,24 @@ def load_results(params, roots: Roots, keys: list[ModelKey] | None = None) -> li
     ]
 
 
+def _per_dataset(datasets, folder: Path, *, what: str, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`<folder>/<dataset>.json` of each dataset, refused when it lacks one of `keys`."""
+    found = {}
+    for dataset in datasets:
+        path = Path(folder) / f"{dataset}.json"
+        found[dataset] = read_json(path, what=what)
+        missing = [key for key in keys if key not in found[dataset]]
+        if missing:
+            raise ReportInputError(f"{path}: missing key {missing[0]}")
+    return found
+
+
 def load_data_infos(datasets, prepared_dir: Path) -> dict[str, dict[str, Any]]:
     """Each dataset's info JSON from `prepare`: checksums, split sizes, label counts."""
-    infos = {}
-    for dataset in datasets:
-        path = Path(prepared_dir) / f"{dataset}.json"
-        info = read_json(path, what="data info")
-        for key in ("files", "splits"):
-            if key not in info:
-                raise ReportInputError(f"{path}: missing key {key}")
-        infos[dataset] = info
-    return infos
+    return _per_dataset(datasets, prepared_dir, what="data info", keys=("files", "splits"))
 
 
 def load_classifier_metrics(datasets, classifiers_dir: Path) -> dict[str, dict[str, Any]]:
     """The sample classifier's metrics per dataset: accuracy, real-image confidence, the metric validation."""
-    found = {}
-    for dataset in datasets:
-        path = Path(classifiers_dir) / f"{dataset}.json"
-        metrics = read_json(path, what="classifier metrics")
-        for key in ("test_accuracy", "real_mean_confidence", "sample_metric_validation"):
-            if key not in metrics:
-                raise ReportInputError(f"{path}: missing key {key}")
-        found[dataset] = metrics
-    return found
+    return _per_dataset(datasets, classifiers_dir, what="classifier metrics",
+                        keys=("test_accuracy", "real_mean_confidence", "sample_metric_validation"))
