@@ -1,26 +1,15 @@
 """The claims ledger: what the source articles say about their results, as measurable statements.
 
-Each `Claim` names its article (by short name), quotes what the article says,
-states the metric and the threshold that decide it, and evaluates it on a
-`Setup`: the models of the default study, or of the article's own profile
-(`replicate/profiles/<name>.yaml`). The verdict is one of
-
-- "holds": every seed satisfies the threshold, or the paired 95% t-interval
-  of the difference excludes zero in the claimed direction;
-- "does not hold": no seed satisfies it, no seed's difference is in the
-  claimed direction, or the interval excludes zero the other way;
-- "inconclusive": seeds disagree, or the interval contains zero, or there is
-  a single seed (one seed decides nothing: no interval, no agreement);
-- "not measured": the setup lacks the models the claim is about.
-
-`assess` adds what the ledger states beside each verdict: n, the seeds of the
-models the claim read (the fewest of them); "provisional" when any of those
-models failed its convergence test (`aebench.evaluation.convergence`), so the
-verdict may move with more training and decides nothing; and the seed rule
-for a claim that is not decisive: the seeds its observed spread needs before
-the interval can clear zero (`statistics.seeds_needed`), up to the params'
-`claims.max_seeds`. Every number is read from the metrics and history files;
-nothing here is typed from a run.
+Each `Claim` names its article (by short name, also its profile's name),
+quotes what the article says, states the metric and threshold that decide it,
+and evaluates it on a `Setup`: the default study's models, or the article's
+own profile's. Verdicts: "holds" (every seed satisfies the threshold, or the
+paired 95% t-interval excludes zero in the claimed direction), "does not hold"
+(no seed does, or the interval excludes zero the other way), "inconclusive"
+(seeds disagree, the interval contains zero, or a single seed), "not
+measured" (the setup lacks the models). `assess` adds n, "provisional" (a
+model read failed its convergence test) and the seed rule. Every number is
+read from the metrics and history files; nothing here is typed from a run.
 """
 
 from __future__ import annotations

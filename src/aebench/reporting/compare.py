@@ -29,7 +29,7 @@ from aebench.evaluation.usage_split import usage_shares
 from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn, passing_columns
 from aebench.reporting.labels import dataset_label, joined, model_label, variant_label
 from aebench.reporting.plotting import (PALETTE, FigureSpec, activity_handles, log_floor, mu_lines, new_figure,
-                                        save_png, theme)
+                                        save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult
 
 # (width, height) in pixels of one panel; a figure is panels x this plus HEADER_PX for title and legend.
@@ -534,14 +534,7 @@ def draw_comparison_figures(
     for model in results:  # the captions say "every seed": a model with other replicates would make them wrong
         if tuple(model.seeds) != tuple(context.seeds):
             raise ValueError(f"{model.key.name}: seeds {model.seeds}, the context says {list(context.seeds)}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[tuple[FigureSpec, Path]]] = {}
-    with theme():
-        for dataset in dict.fromkeys(model.key.dataset for model in results):
-            subset = [model for model in results if model.key.dataset == dataset]
-            for spec in COMPARE_FIGURES.values():
-                path = out_dir / f"{dataset}-{spec.filename}"
-                save_png(spec.draw(subset, context), path)
-                written.setdefault(dataset, []).append((spec, path))
-    return written
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # also when there is no model
+    return {dataset: save_figures(COMPARE_FIGURES.values(), out_dir, [m for m in results if m.key.dataset == dataset],
+                                  context, prefix=f"{dataset}-")
+            for dataset in dict.fromkeys(model.key.dataset for model in results)}

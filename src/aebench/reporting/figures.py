@@ -28,21 +28,8 @@ from aebench.common.files import read_npz
 from aebench.common.layout import ModelKey
 from aebench.evaluation.metrics import FIGURE_PIXELS_SUFFIX, SAMPLE_SOURCES
 from aebench.reporting.labels import class_names, joined, model_label, variant_label
-from aebench.reporting.plotting import (
-    INACTIVE_COLOR,
-    FigureSpec,
-    PALETTE,
-    PIXEL_SCALE,
-    TILE_GAP,
-    activity_handles,
-    log_floor,
-    mosaic,
-    mosaic_figure,
-    mu_lines,
-    new_figure,
-    save_png,
-    theme,
-)
+from aebench.reporting.plotting import (INACTIVE_COLOR, PALETTE, PIXEL_SCALE, TILE_GAP, FigureSpec, activity_handles,
+                                        log_floor, mosaic, mosaic_figure, mu_lines, new_figure, save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult, ReportInputError, Roots, loss_terms
 
 IMAGE_SIDE = 28  # pixels of an MNIST image
@@ -124,10 +111,6 @@ def _chart(name: str) -> Figure:
 def _dimension_ticks(count: int, most: int = 32) -> np.ndarray:
     """Every dimension's index when they fit, else every k-th."""
     return np.arange(0, count, max(1, math.ceil(count / most)))
-
-
-def _mosaic_of(images: np.ndarray, *, rows: int, cols: int, title: str) -> Figure:
-    return mosaic_figure(mosaic(images, rows=rows, cols=cols), title=title)
 
 
 # ---------------------------------------------------------------- loss curves (every seed)
@@ -259,7 +242,8 @@ def _samples_figure(name: str) -> FigureSpec:
 
     def draw(inputs: FigureInputs) -> Figure:
         grid = inputs.params.figures.samples_grid
-        return _mosaic_of(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid, title=_heading(inputs, heading))
+        canvas = mosaic(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid)
+        return mosaic_figure(canvas, title=_heading(inputs, heading))
 
     return FigureSpec(name, title, lambda results, params: _samples_caption(results, params, source), draw)
 
@@ -473,15 +457,24 @@ def latent_coordinates(mu: np.ndarray, labels: np.ndarray, *, seed: int) -> tupl
     return coords, (f"PC 1 ({_pct(shares[0])} of the variance)", f"PC 2 ({_pct(shares[1])} of the variance)")
 
 
-def _scatter_by_label(ax, coords: np.ndarray, labels: np.ndarray, dataset: str) -> None:
-    names = class_names(dataset)
+def _label_map(inputs: FigureInputs, chart: str, coords: np.ndarray, labels: np.ndarray, axes: tuple[str, str],
+               what: str) -> Figure:
+    """Points (N, 2) coloured by their class label, named on the axes and in the title."""
+    names = class_names(inputs.key.dataset)
     colors = sns.color_palette("tab10", len(names))
+    fig = _chart(chart)
+    ax = fig.subplots()
     for label in sorted(set(labels.tolist())):
         chosen = labels == label
         ax.scatter(coords[chosen, 0], coords[chosen, 1], s=12, color=colors[label], linewidths=0, alpha=0.85,
                    label=names[label])
     ax.legend(title="label", fontsize=8, title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5),
               markerscale=1.5)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(_heading(inputs, what), fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 def _separation(results: ModelResults) -> str:
@@ -507,15 +500,9 @@ def latent_map_caption(results: ModelResults, params: Params) -> str:
 
 def draw_latent_map(inputs: FigureInputs) -> Figure:
     latent = inputs.results.first.latent
-    coords, (x_name, y_name) = latent_coordinates(latent.mu, latent.labels, seed=inputs.results.first.seed)
-    fig = _chart("latent_map")
-    ax = fig.subplots()
-    _scatter_by_label(ax, coords, latent.labels, inputs.key.dataset)
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(y_name)
-    ax.set_title(_heading(inputs, f"{_code_name(inputs.results)}s of {len(coords)} test images"), fontsize=11)
-    fig.tight_layout()
-    return fig
+    coords, axes = latent_coordinates(latent.mu, latent.labels, seed=inputs.results.first.seed)
+    return _label_map(inputs, "latent_map", coords, latent.labels, axes,
+                      f"{_code_name(inputs.results)}s of {len(coords)} test images")
 
 
 def _tsne_points(results: ModelResults) -> int:
@@ -545,14 +532,8 @@ def draw_tsne_map(inputs: FigureInputs) -> Figure:
     tsne = TSNE(n_components=2, perplexity=_perplexity(points), init="pca", n_jobs=1,
                 random_state=derived_seed(inputs.results.first.seed, "figure-tsne"))
     coords = tsne.fit_transform(latent.mu[:points])  # (points, 2)
-    fig = _chart("tsne_map")
-    ax = fig.subplots()
-    _scatter_by_label(ax, coords, latent.labels[:points], inputs.key.dataset)
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
-    ax.set_title(_heading(inputs, f"t-SNE of {points} test {_code_name(inputs.results)}s"), fontsize=11)
-    fig.tight_layout()
-    return fig
+    return _label_map(inputs, "tsne_map", coords, latent.labels[:points], ("t-SNE 1", "t-SNE 2"),
+                      f"t-SNE of {points} test {_code_name(inputs.results)}s")
 
 
 # ---------------------------------------------------------------- decoded manifold (2-D latents)
@@ -572,7 +553,7 @@ def draw_manifold(inputs: FigureInputs) -> Figure:
     steps, extent = inputs.params.figures.manifold_steps, inputs.params.figures.manifold_range
     images = inputs.pixels["manifold"]  # (steps^2, 28, 28), row 0 = largest z_2
     title = _heading(inputs, f"decoded grid, z_1 → and z_2 ↑ over [-{extent:g}, {extent:g}]")
-    return _mosaic_of(images, rows=steps, cols=steps, title=title)
+    return mosaic_figure(mosaic(images, rows=steps, cols=steps), title=title)
 
 
 # ---------------------------------------------------------------- interpolation
@@ -650,15 +631,7 @@ def figure_path(root: str | Path, key: ModelKey, figure: FigureSpec) -> Path:
 
 def draw_model_figures(inputs: FigureInputs, out_dir: str | Path) -> list[Path]:
     """Write every figure that applies to the model as `<out_dir>/<name>.png`; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with theme():
-        for figure in figures_for(inputs.key):
-            path = out_dir / figure.filename
-            save_png(figure.draw(inputs), path)
-            written.append(path)
-    return written
+    return [path for _, path in save_figures(figures_for(inputs.key), out_dir, inputs)]
 
 
 # ---------------------------------------------------------------- reading and checks before any drawing

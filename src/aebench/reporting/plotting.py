@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,19 @@ def compact(image: Image.Image) -> Image.Image:
     if (channels[..., 0] == channels[..., 1]).all() and (channels[..., 1] == channels[..., 2]).all():
         return rgb.convert("L")
     return rgb.quantize(colors=PALETTE_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+
+
+def save_figures(specs: Iterable[FigureSpec], out_dir: str | Path, *inputs: Any,
+                 prefix: str = "") -> list[tuple[FigureSpec, Path]]:
+    """Draw each spec from `inputs` in the theme and save it as `<out_dir>/<prefix><name>.png`, in order."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    with theme():
+        for spec in specs:
+            path = Path(out_dir) / f"{prefix}{spec.filename}"
+            save_png(spec.draw(*inputs), path)
+            written.append((spec, path))
+    return written
 
 
 def save_png(fig: Figure, path: str | Path) -> None:

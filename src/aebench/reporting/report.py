@@ -11,6 +11,7 @@ same computation): they are in `reports/timings.md`.
 from __future__ import annotations
 
 import io
+import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -396,11 +397,6 @@ def _pair_of(column: MetricColumn) -> tuple[str, str]:
     return column.key.split(".", 1)[0], column.quality_metric
 
 
-def _as_pair(column: MetricColumn) -> str:
-    """'coverage (MLP judge)' for a judged column, as the pairs used are listed (the section names the source)."""
-    return _pair_name(*_pair_of(column))
-
-
 def _pair_name(section: str, metric: str) -> str:
     return f"{metric} (both judges)" if metric in BOTH_JUDGES else f"{metric} ({JUDGE_NAMES[section]})"
 
@@ -470,7 +466,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
         verdicts = [pair_verdict(a, b, decisive) for i, a in enumerate(group) for b in group[i + 1:]]
         blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences),
                    Paragraph("Verdicts, from the pairs used and their paired 95% intervals:"),
-                   Bullets([verdict.sentence(name=_as_pair) for verdict in verdicts])]
+                   Bullets([v.sentence(name=lambda column: _pair_name(*_pair_of(column))) for v in verdicts])]
         if any(verdict.split for verdict in verdicts):
             blocks.append(Paragraph(split_explanation(verdicts, inputs.classifier_metrics.get(dataset, {}))))
         for results in group:
@@ -549,12 +545,8 @@ def model_blocks(results: ModelResults, params: Params, figures_root: Path, *, a
 
 def stated_setup(params_file: Path) -> str:
     """The profile file's header: what the article states, and what was assumed where it is silent."""
-    lines = []
-    for line in params_file.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.lstrip("# ").rstrip())
-    return " ".join(lines)
+    header = itertools.takewhile(lambda line: line.startswith("#"), params_file.read_text().splitlines())
+    return " ".join(line.lstrip("# ").rstrip() for line in header)
 
 
 def convergence_line(setup: Setup) -> str:

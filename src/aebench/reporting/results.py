@@ -31,7 +31,6 @@ class LatentArrays:
     mu: np.ndarray  # (N, D) posterior means of the first N test images
     labels: np.ndarray  # (N,)
     activity: np.ndarray  # (D,) A_u over the whole test set
-    expost: dict[str, np.ndarray]  # source -> (M, D) codes drawn from the ex-post densities
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def loss_terms(history: pd.DataFrame) -> list[str]:
 
 
 def read_latent(path: str | Path) -> LatentArrays:
-    """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,), `expost_<source>` (M, D)."""
+    """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,) (its ex-post codes unread)."""
     path = Path(path)
     arrays = read_npz(path, error=ReportInputError, missing="latent arrays not found",
                       unreadable="unreadable latent file")
@@ -169,10 +168,7 @@ def read_latent(path: str | Path) -> LatentArrays:
         raise ReportInputError(
             f"{path}: expected mu (N > 0, D), labels (N,), activity (D,); got {mu.shape}, {labels.shape}, {activity.shape}"
         )
-    expost = {key.removeprefix("expost_"): value.astype(np.float32) for key, value in arrays.items()
-              if key.startswith("expost_")}
-    return LatentArrays(mu=mu.astype(np.float64), labels=labels.astype(np.int64),
-                        activity=activity.astype(np.float64), expost=expost)
+    return LatentArrays(mu=mu.astype(np.float64), labels=labels.astype(np.int64), activity=activity.astype(np.float64))
 
 
 def check_identity(path: str | Path, metrics: dict[str, Any], replicate: Replicate) -> None:
