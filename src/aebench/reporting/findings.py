@@ -1,13 +1,10 @@
 """The comparison table and the findings, written from the numbers.
 
-Nothing here states a result: every cell is a mean ± sd over the seeds of a
-metrics key (`columns.COLUMNS`), and every finding compares two variants only
-through their paired per-seed differences (`statistics.paired_difference`).
-A finding orders two variants only when the 95% t-interval of the mean
-difference excludes zero; otherwise it says they are not distinguishable with
-n seeds and gives the interval. So a study with other parameters, or more
-seeds, reads differently. A comparison involving a model with a seed that
-failed its convergence test is marked provisional: that model is still moving.
+Every cell is a mean ± sd over the seeds of a metrics key (`columns.COLUMNS`).
+A finding orders two variants only when the 95% t-interval of their paired
+per-seed difference excludes zero, else it gives the interval and calls them
+not distinguishable with n seeds; it is provisional when a model it compares
+failed its convergence test (that model is still moving).
 """
 
 from __future__ import annotations

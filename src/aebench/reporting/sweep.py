@@ -188,7 +188,7 @@ def summary_table(frame: pd.DataFrame) -> Table:
         converged = f"{passed} of {len(group)}" + ("" if passed == len(group) else " (provisional)")
         rows.append([variant_label(point), weights, "n/a" if math.isnan(gamma) else f"{gamma:g}",
                      str(len(group)), converged]
-                    + [_spread(group, key) if group[key].notna().any() else "n/a" for key in keys])
+                    + [_spread(group, key) for key in keys])  # n/a where no seed has a value
     return Table(header=["point", "beta", "gamma", "seeds n", "converged", *keys], rows=rows, label_columns=5,
                  css_class="comparison", caption="Mean ± sd over the seeds; nats/image for rate, distortion, -ELBO "
                  "and IW NLL; probe accuracy as a fraction; n/a where the AE defines no density. Converged: the "
