@@ -62,7 +62,7 @@ class FigureInputError(AebenchError):
 class FigureInputs:
     results: ModelResults  # every seed's metrics, history and latent arrays
     params: Params
-    pixels: dict[str, np.ndarray]  # the first seed's figure pixels (`read_figure_pixels`)
+    pixels: dict[str, np.ndarray]  # the first seed's figure pixels (`figure_inputs`)
 
     @property
     def key(self) -> ModelKey:
@@ -637,11 +637,6 @@ def draw_model_figures(inputs: FigureInputs, out_dir: str | Path) -> list[Path]:
 # ---------------------------------------------------------------- reading and checks before any drawing
 
 
-def figure_pixels_path(root: str | Path, results: ModelResults) -> Path:
-    """The first seed's figure pixels under the latent root: `.../latent-<D>/seed-<s>.figures.npz`."""
-    return results.first.replicate.path(root, FIGURE_PIXELS_SUFFIX)
-
-
 def pixel_shapes(key: ModelKey, params: Params) -> dict[str, tuple[int, ...]]:
     """The arrays of the figure pixels the model's figures draw, and the shapes params give them."""
     figures, image = params.figures, (IMAGE_SIDE, IMAGE_SIDE)
@@ -656,22 +651,10 @@ def pixel_shapes(key: ModelKey, params: Params) -> dict[str, tuple[int, ...]]:
     return {name: shape for figure in figures_for(key) for name, shape in needs.get(figure.name, {}).items()}
 
 
-def read_figure_pixels(path: str | Path, key: ModelKey, params: Params) -> dict[str, np.ndarray]:
-    """The evaluation's figure pixels of the model's first seed; refused, naming the file, if an array is
-    missing or has another shape than params give it (written with other figures params: rerun evaluate)."""
-    arrays = read_npz(path, error=ReportInputError, missing="figure pixels not found (rerun evaluate)",
-                      unreadable="unreadable figure pixels")
-    for name, shape in pixel_shapes(key, params).items():
-        if name not in arrays:
-            raise FigureInputError(f"{path}: missing array {name} (rerun evaluate)")
-        if arrays[name].shape != shape:
-            raise FigureInputError(f"{path}: {name} has shape {arrays[name].shape}, the figures params give "
-                                   f"{shape} (rerun evaluate)")
-    return arrays
-
-
-def check_results(results: ModelResults, params: Params, roots: Roots) -> None:
-    """Refuse, naming the file, results that cannot give every figure: too few epochs or frames."""
+def figure_inputs(results: ModelResults, params: Params, roots: Roots) -> FigureInputs:
+    """The model's results with the first seed's figure pixels (`seed-<s>.figures.npz` beside its latent arrays);
+    refused, naming the file, when the results cannot give every figure (too few frames or activity columns) or
+    an array of the pixels is missing or has another shape than params give it (other figures params)."""
     first = results.first
     frames = len(first.value("interpolation.frame_labels"))
     if frames != params.figures.interpolation_steps:
@@ -683,3 +666,13 @@ def check_results(results: ModelResults, params: Params, roots: Roots) -> None:
         if dims != list(range(results.key.latent_dim)):
             raise FigureInputError(f"{replicate.replicate.path(roots.history, '.csv')}: expected validation activity "
                                    f"columns for {results.key.latent_dim} dimensions, found {len(dims)}")
+    path = first.replicate.path(roots.latent, FIGURE_PIXELS_SUFFIX)
+    arrays = read_npz(path, error=ReportInputError, missing="figure pixels not found (rerun evaluate)",
+                      unreadable="unreadable figure pixels")
+    for name, shape in pixel_shapes(results.key, params).items():
+        if name not in arrays:
+            raise FigureInputError(f"{path}: missing array {name} (rerun evaluate)")
+        if arrays[name].shape != shape:
+            raise FigureInputError(f"{path}: {name} has shape {arrays[name].shape}, the figures params give "
+                                   f"{shape} (rerun evaluate)")
+    return FigureInputs(results=results, params=params, pixels=arrays)
