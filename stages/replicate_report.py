@@ -63,14 +63,14 @@ def main(argv: list[str] | None = None) -> None:
     names, counterparts = profiles_and_counterparts(args)
     study_params = load_params(args.study_params)
     study = load_setup("default study", args.study_params,
-                          Roots(metrics=args.study_metrics, history=args.study_history, latent=args.study_latent),
-                          args.study_figures, args.study_compare)
+                       Roots(metrics=args.study_metrics, history=args.study_history, latent=args.study_latent),
+                       args.study_figures, args.study_compare)
     profiles = {}
     for name in names:
         out = args.outputs / name
         profiles[name] = load_setup(name, args.profiles / f"{name}.yaml",
-                                       Roots(metrics=out / "metrics", history=out / "history", latent=out / "latent"),
-                                       out / "figures", out / "compare")
+                                    Roots(metrics=out / "metrics", history=out / "history", latent=out / "latent"),
+                                    out / "figures", out / "compare")
     datasets = sorted({r.key.dataset for s in (study, *profiles.values()) for r in s.results})
     classifier_metrics = load_classifier_metrics(datasets, args.classifiers)
     columns = reported_columns(classifier_metrics)

@@ -315,16 +315,12 @@ def render_html(blocks: list[Block], *, title: str, html_path: str | Path | None
         if isinstance(block, Heading):
             if in_group:
                 body.append("</details>")
-                in_group = False
-            if block.level == 4:
-                body.append(f'<details open id="{ids[index]}"><summary>{page.inline(block.text)}</summary>')
-                in_group = True
-                continue
-            body.append(f'<h{block.level} id="{ids[index]}">{page.inline(block.text)}</h{block.level}>')
+            in_group, text = block.level == 4, page.inline(block.text)
+            body.append(f'<details open id="{ids[index]}"><summary>{text}</summary>' if in_group
+                        else f'<h{block.level} id="{ids[index]}">{text}</h{block.level}>')
         else:
             body.append(_HTML[type(block)](block, page))
-        if not toc_done and isinstance(block, Paragraph):
-            # The contents follow the title and its first paragraph.
+        if not toc_done and isinstance(block, Paragraph):  # the contents follow the title and its first paragraph
             body.append(_toc(blocks, ids, page))
             toc_done = True
     if in_group:
