@@ -69,13 +69,9 @@ class CompareContext:
 
     @classmethod
     def from_params(cls, params: Params, *, passing_quality: Iterable[str]) -> CompareContext:
-        return cls(
-            au_threshold=params.evaluate.au_threshold,
-            usage_threshold=params.evaluate.usage_threshold,
-            seeds=tuple(params.seeds),
-            passed_quality_metrics=frozenset(passing_quality),
-            activity_images=params.figures.activity_images,
-        )
+        return cls(au_threshold=params.evaluate.au_threshold, usage_threshold=params.evaluate.usage_threshold,
+                   seeds=tuple(params.seeds), passed_quality_metrics=frozenset(passing_quality),
+                   activity_images=params.figures.activity_images)
 
 
 # ---------------------------------------------------------------- shared pieces

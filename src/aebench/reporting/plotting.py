@@ -41,10 +41,6 @@ INACTIVE_COLOR = "0.72"  # grey: a dimension below its threshold
 PALETTE_COLORS = 64
 
 
-def _always(_subject: Any) -> bool:
-    return True
-
-
 @dataclass(frozen=True)
 class FigureSpec:
     """One figure of a registry: its file `<name>.png`, title, caption and drawer.
@@ -59,7 +55,7 @@ class FigureSpec:
     title: str
     caption: Callable[..., str]  # the figure's inputs -> text quoting their numbers
     draw: Callable[..., Figure]
-    applies: Callable[[Any], bool] = _always
+    applies: Callable[[Any], bool] = lambda _key: True  # every model
 
     @property
     def filename(self) -> str:
