@@ -90,11 +90,12 @@ JUDGE_NAMES = {"samples": "CNN judge", SECOND_JUDGE_SAMPLES: "MLP judge"}
 
 
 def _judges(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(metrics section, judge label, its ladder record) for the judge and, when recorded, the second judge."""
-    judges = [("samples", f"{metrics.get('architecture', 'cnn')} (the judge)", metrics)]
+    """(metrics section, judge label, its ladder checks by metric) for the judge and, when recorded, the second."""
+    judges = [("samples", f"{metrics.get('architecture', 'cnn')} (the judge)", metrics["sample_metric_validation"])]
     if "second_judge" in metrics:
-        judges.append((SECOND_JUDGE_SAMPLES, f"{metrics['second_judge']['architecture']} (second embedding)",
-                       metrics["second_judge"]))
+        second = metrics["second_judge"]
+        judges.append((SECOND_JUDGE_SAMPLES, f"{second['architecture']} (second embedding)",
+                       second["sample_metric_validation"]))
     return judges
 
 
@@ -102,11 +103,8 @@ def passing_pairs(classifier_metrics: dict[str, dict[str, Any]]) -> set[tuple[st
     """The (metrics section, sample-quality metric) pairs that ranked the ladder correctly on every dataset, each
     in the features of the judge its section holds (JUDGE_NAMES). A dataset without a judge's ladder passes none
     of that judge's pairs."""
-    per_dataset = [
-        {(section, name) for section, _, record in _judges(metrics)
-         for name, check in record["sample_metric_validation"].items() if check["passes"]}
-        for metrics in classifier_metrics.values()
-    ]
+    per_dataset = [{(section, name) for section, _, checks in _judges(metrics)
+                    for name, check in checks.items() if check["passes"]} for metrics in classifier_metrics.values()]
     return set.intersection(*per_dataset) if per_dataset else set()
 
 
@@ -346,13 +344,13 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
     rows, rungs, agreement = [], None, []
     for dataset, metrics in inputs.classifier_metrics.items():
         judges = _judges(metrics)
-        for _, judge, record in judges:
-            for name, check in record["sample_metric_validation"].items():
+        for _, judge, checks in judges:
+            for name, check in checks.items():
                 rungs = rungs or list(check["values"])
                 rows.append([dataset_label(dataset), "both judges" if name in BOTH_JUDGES else judge, name,
                              *(f"{check['values'][rung]:,.3f}" for rung in rungs), ladder_verdict(check)])
         if len(judges) == 2:
-            first, second = (record["sample_metric_validation"] for _, _, record in judges)
+            first, second = (checks for _, _, checks in judges)
             same = [name for name in first if name in second and first[name]["passes"] == second[name]["passes"]]
             differ = [name for name in first if name in second and name not in same]
             agreement.append(f"{dataset_label(dataset)}: the {judges[1][1]} gives the same verdict for "
@@ -438,8 +436,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
     opinions = sorted({_pair_name(section, name) for section, name in passing_pairs(inputs.classifier_metrics)
                        if name in JUDGE_OPINIONS})
     failing = [(dataset, judge, name, check) for dataset, metrics in inputs.classifier_metrics.items()
-               for _, judge, record in _judges(metrics)
-               for name, check in record["sample_metric_validation"].items() if not check["passes"]]
+               for _, judge, checks in _judges(metrics) for name, check in checks.items() if not check["passes"]]
     blocks: list[Block] = [
         Heading("Sample quality: whose samples are better", 2),
         Paragraph("Samples decoded from N(0, I), at the largest latent size. Every sample metric is measured in the "
@@ -481,7 +478,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
 def split_explanation(verdicts: list[PairVerdict], classifier_metrics: dict[str, Any]) -> str:
     """Why the metrics of a split verdict disagree: what each measures, and what it did on this dataset's ladder
     with sharp and saturated non-digits, so the grids can be read against it."""
-    records = {section: record["sample_metric_validation"] for section, _, record in _judges(classifier_metrics)}
+    records = {section: checks for section, _, checks in _judges(classifier_metrics)}
     parts = []
     columns = {c.column.key: c.column for v in verdicts if v.split for c in v.for_a + v.for_b}  # each once
     for column in columns.values():
