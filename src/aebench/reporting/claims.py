@@ -7,9 +7,12 @@ own profile's. Verdicts: "holds" (every seed satisfies the threshold, or the
 paired 95% t-interval excludes zero in the claimed direction), "does not hold"
 (no seed does, or the interval excludes zero the other way), "inconclusive"
 (seeds disagree, the interval contains zero, or a single seed), "not
-measured" (the setup lacks the models). `assess` adds n, "provisional" (a
-model read failed its convergence test) and the seed rule. Every number is
-read from the metrics and history files; nothing here is typed from a run.
+measured" (the setup lacks the models). `assess` adds n (the fewest seeds of
+the models read), "provisional" (one of them failed its convergence test: the
+verdict may still move, and decides nothing) and, for a claim that is not
+decisive, the seeds its spread needs (`statistics.seeds_needed`, up to
+`claims.max_seeds`). Every number is read from the metrics and history files;
+nothing here is typed from a run.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ class Setup:
 
     def model(self, dataset: str, variant: str, size: str | int = "largest") -> ModelResults | None:
         """The model of this dataset and variant at the smallest, largest or a given latent size."""
-        candidates = sorted((r for r in self.results if r.key.dataset == dataset and r.key.variant == variant),
-                            key=lambda r: r.key.latent_dim)
-        chosen = {"smallest": candidates[:1], "largest": candidates[-1:]}.get(
-            size, [r for r in candidates if r.key.latent_dim == size])
-        self.read.extend(chosen[:1])
-        return chosen[0] if chosen else None
+        candidates = [r for r in self.results if r.key.dataset == dataset and r.key.variant == variant]
+        if size in ("smallest", "largest"):
+            found = (min if size == "smallest" else max)(candidates, key=lambda r: r.key.latent_dim, default=None)
+        else:
+            found = next((r for r in candidates if r.key.latent_dim == size), None)
+        if found is not None:
+            self.read.append(found)
+        return found
 
     def model_figure(self, results: ModelResults, name: str) -> Path:
         from aebench.reporting.figures import figure_named, figure_path
