@@ -18,6 +18,7 @@ import html
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,14 +100,20 @@ def figure_anchor(path: str | Path) -> str:
     return "fig-" + _slug(Path(path).as_posix())
 
 
-def _md_text(text: str, base: Path) -> str:
-    def target(match: re.Match) -> str:
+def _links(text: str, figure_target: Callable[[str], str], link: Callable[[str, str], str]) -> str:
+    """Each `[label](target)` of text as `link(label, target)`; a figure's target is `figure_target(its path)`."""
+    def one(match: re.Match) -> str:
         label, where = match.groups()
         if where.startswith(FIGURE_TARGET):
-            where = Path(os.path.relpath(where[len(FIGURE_TARGET):], base)).as_posix()
-        return f"[{label}]({where})"
+            where = figure_target(where[len(FIGURE_TARGET):])
+        return link(label, where)
 
-    return LINK.sub(target, text)
+    return LINK.sub(one, text)
+
+
+def _md_text(text: str, base: Path) -> str:
+    return _links(text, lambda path: Path(os.path.relpath(path, base)).as_posix(),
+                  lambda label, where: f"[{label}]({where})")
 
 
 def _md_cell(text: str, base: Path) -> str:
@@ -216,14 +223,7 @@ class _Page:
     def inline(self, text: str) -> str:
         """Escape text, then turn `code` spans into <code> and [text](target) into links."""
         escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
-
-        def link(match: re.Match) -> str:
-            label, where = match.groups()
-            if where.startswith(FIGURE_TARGET):
-                where = self.figure_target(where[len(FIGURE_TARGET):])
-            return f'<a href="{html.escape(where)}">{label}</a>'
-
-        return LINK.sub(link, escaped)
+        return _links(escaped, self.figure_target, lambda label, where: f'<a href="{html.escape(where)}">{label}</a>')
 
 
 def _heading_ids(blocks: list[Block]) -> dict[int, str]:
