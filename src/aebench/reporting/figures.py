@@ -505,17 +505,15 @@ def draw_latent_map(inputs: FigureInputs) -> Figure:
                       f"{_code_name(inputs.results)}s of {len(coords)} test images")
 
 
-def _tsne_points(results: ModelResults) -> int:
-    return min(TSNE_POINTS, len(results.first.latent.mu))
-
-
-def _perplexity(points: int) -> float:
-    return min(TSNE_PERPLEXITY, (points - 1) / 3)  # scikit-learn needs perplexity < points; ~3x is the usual margin
+def _tsne_size(results: ModelResults) -> tuple[int, float]:
+    """The points t-SNE maps, and its perplexity: scikit-learn needs it < points; ~3x is the usual margin."""
+    points = min(TSNE_POINTS, len(results.first.latent.mu))
+    return points, min(TSNE_PERPLEXITY, (points - 1) / 3)
 
 
 def tsne_caption(results: ModelResults, params: Params) -> str:
-    points = _tsne_points(results)
-    return (f"t-SNE (scikit-learn, perplexity {_perplexity(points):g}, PCA initialisation, fixed seed) of the "
+    points, perplexity = _tsne_size(results)
+    return (f"t-SNE (scikit-learn, perplexity {perplexity:g}, PCA initialisation, fixed seed) of the "
             f"{_code_name(results)}s of the first {points} test images in the {results.key.latent_dim}-D latent, "
             f"seed {results.first.seed}, coloured by label, as the vae-explained article shows its 20-D latent. "
             f"t-SNE keeps neighbourhoods, not distances or cluster sizes. {_separation(results)}")
@@ -527,9 +525,9 @@ def draw_tsne_map(inputs: FigureInputs) -> Figure:
     from aebench.common.runtime import derived_seed
 
     latent = inputs.results.first.latent
-    points = _tsne_points(inputs.results)
+    points, perplexity = _tsne_size(inputs.results)
     # One job: with several, scikit-learn's neighbour search is slower here and the result could depend on the cores.
-    tsne = TSNE(n_components=2, perplexity=_perplexity(points), init="pca", n_jobs=1,
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", n_jobs=1,
                 random_state=derived_seed(inputs.results.first.seed, "figure-tsne"))
     coords = tsne.fit_transform(latent.mu[:points])  # (points, 2)
     return _label_map(inputs, "tsne_map", coords, latent.labels[:points], ("t-SNE 1", "t-SNE 2"),

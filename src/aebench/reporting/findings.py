@@ -77,8 +77,7 @@ def compare(a: ModelResults, b: ModelResults, column: MetricColumn) -> Compariso
     """The paired comparison of two models on a column; None when either lacks the value or the seeds differ."""
     if a.seeds != b.seeds:
         return None
-    values_a = [column.display(v) for v in a.values(column.key)]
-    values_b = [column.display(v) for v in b.values(column.key)]
+    values_a, values_b = ([column.display(v) for v in m.values(column.key)] for m in (a, b))
     if any(v is None for v in values_a + values_b):
         return None
     return Comparison(a=a, b=b, column=column, difference=paired_difference(values_a, values_b))

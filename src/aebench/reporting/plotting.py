@@ -118,18 +118,12 @@ def mosaic(images: np.ndarray, *, rows: int, cols: int) -> np.ndarray:
     return canvas
 
 
-def mosaic_size_px(canvas_shape: tuple[int, int], *, row_labels: bool) -> tuple[int, int]:
-    """(width, height) in pixels of the figure `mosaic_figure` draws around a canvas."""
-    height, width = canvas_shape
-    return width * PIXEL_SCALE + (LABEL_PX if row_labels else 0), height * PIXEL_SCALE + TITLE_PX
-
-
 def mosaic_figure(canvas: np.ndarray, *, title: str, row_labels: list[str] | None = None) -> Figure:
     """A canvas drawn pixel-exact (each image pixel a PIXEL_SCALE square), a title above, labels left."""
-    width_px, height_px = mosaic_size_px(canvas.shape, row_labels=row_labels is not None)
+    image_w, image_h = canvas.shape[1] * PIXEL_SCALE, canvas.shape[0] * PIXEL_SCALE
+    width_px, height_px = image_w + (LABEL_PX if row_labels is not None else 0), image_h + TITLE_PX
     fig = new_figure(width_px, height_px)
     left_px = LABEL_PX if row_labels else 0
-    image_w, image_h = canvas.shape[1] * PIXEL_SCALE, canvas.shape[0] * PIXEL_SCALE
     ax = fig.add_axes((left_px / width_px, 0, image_w / width_px, image_h / height_px))
     ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     ax.set_axis_off()

@@ -146,13 +146,9 @@ MIXED_METRICS = ("frechet_distance",)
 
 def table_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
     """`reported_columns` and the mixed measures that failed the ladder, their header saying so."""
-    passing = passing_quality_metrics(classifier_metrics)
-    return [
-        c if c.quality_metric is None or c.quality_metric in passing
-        else replace(c, name=f"{c.name} [mixed; fails the ladder]")
-        for c in COLUMNS
-        if c.quality_metric is None or c.quality_metric in passing or c.quality_metric in MIXED_METRICS
-    ]
+    reported = reported_columns(classifier_metrics)
+    return [c if c in reported else replace(c, name=f"{c.name} [mixed; fails the ladder]")
+            for c in COLUMNS if c in reported or c.quality_metric in MIXED_METRICS]
 
 
 def _read_png(path: Path) -> bytes:
