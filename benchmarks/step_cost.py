@@ -12,6 +12,11 @@ of the profile's full length (every variant and seed for its epochs).
 
     python benchmarks/step_cost.py replicate/profiles/ae-vs-vae-2d.yaml replicate/profiles/ae-vs-vae-2d-mlp.yaml
 
+`--compile` times the same steps with the encoder and decoder compiled by
+`torch.compile` (inductor; its compilation happens in the warm-up steps and
+is not timed): run it beside a run without, e.g.
+`python benchmarks/step_cost.py params.yaml --latent 30 --steps 100 [--compile]`.
+
 Compare profiles measured in one run only: a loaded machine slows every
 thread (caches, memory bandwidth) even in CPU time.
 """
@@ -29,7 +34,7 @@ from aebench.common.layout import ModelKey
 from aebench.models.autoencoder import build_model, model_config
 
 TRAIN_IMAGES = 55_000  # the study's training split: 60 000 less the 5 000 validation images
-WARM_UP = 3  # steps before the clock starts (first-call allocations)
+WARM_UP = 3  # steps before the clock starts (first-call allocations, and compilation with --compile)
 
 
 def seconds_per_step(model: torch.nn.Module, lr: float, images: torch.Tensor, batch: int) -> float:
@@ -56,6 +61,7 @@ def main() -> None:
     parser.add_argument("profiles", nargs="+", type=Path, help="params files (a profile, or params.yaml)")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per model")
     parser.add_argument("--latent", type=int, default=2, help="latent size of the models built")
+    parser.add_argument("--compile", action="store_true", help="compile the encoder and decoder (torch.compile)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     for path in args.profiles:
@@ -66,10 +72,12 @@ def main() -> None:
         for variant in params.variants:
             torch.manual_seed(0)
             model = build_model(model_config(params, ModelKey(params.datasets[0], variant, args.latent).replicate(0)))
+            if args.compile:
+                model.encoder, model.decoder = torch.compile(model.encoder), torch.compile(model.decoder)
             seconds = seconds_per_step(model, params.train.lr, images, batch)
             epoch = seconds * -(-TRAIN_IMAGES // batch)
             hours = epoch * params.train.epochs * len(params.seeds) / 3600
-            print(f"{path.stem} {variant} ({params.network.arch}): {seconds * 1e3:.1f} ms/step at batch {batch}, "
+            print(f"{path.stem} {variant} ({params.network.arch}{', compiled' if args.compile else ''}): {seconds * 1e3:.1f} ms/step at batch {batch}, "
                   f"{epoch:.0f} s/epoch; {params.train.epochs} epochs x {len(params.seeds)} seeds: {hours:.1f} h "
                   "on one thread", flush=True)
 

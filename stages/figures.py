@@ -26,13 +26,7 @@ from aebench.common.files import atomic_path, check_writable
 from aebench.common.layout import ModelKey, selected_keys
 from aebench.common.parallel import one_thread
 from aebench.common.stage_item import add_item_argument, resolve_item
-from aebench.reporting.figures import (
-    FigureInputs,
-    check_results,
-    draw_model_figures,
-    figure_pixels_path,
-    read_figure_pixels,
-)
+from aebench.reporting.figures import draw_model_figures, figure_inputs
 from aebench.reporting.results import Roots, load_results
 
 
@@ -64,19 +58,14 @@ def main(argv: list[str] | None = None) -> None:
 
     # Every input is read and checked before anything is drawn.
     roots = Roots(metrics=args.metrics, history=args.history, latent=args.latent)
-    results = {each.key: each for each in load_results(params, roots, keys)}
-    pixels = {}
-    for key in keys:
-        check_results(results[key], params, roots)
-        pixels[key] = read_figure_pixels(figure_pixels_path(args.latent, results[key]), key, params)
+    inputs = {each.key: figure_inputs(each, params, roots) for each in load_results(params, roots, keys)}
     check_writable(list(folders))  # after the checks, so a refused input leaves no empty folder behind
 
     for folder, group in folders.items():
         with atomic_path(folder) as tmp:
             for key in group:
                 started = time.perf_counter()
-                inputs = FigureInputs(results=results[key], params=params, pixels=pixels[key])
-                written = draw_model_figures(inputs, tmp / key.folder(args.out).relative_to(folder))
+                written = draw_model_figures(inputs[key], tmp / key.folder(args.out).relative_to(folder))
                 print(f"{key.name}: {len(written)} figures in {time.perf_counter() - started:.1f} s",
                       file=sys.stderr, flush=True)
         print(f"wrote {folder}", file=sys.stderr)

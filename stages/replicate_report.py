@@ -42,16 +42,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def profile_names(args: argparse.Namespace) -> list[str]:
-    if args.names:
-        return list(args.names)
-    return list(read_yaml(args.profiles.parent / "params.yaml")["profiles"])
-
-
-def mlp_counterparts(args: argparse.Namespace, names: list[str]) -> dict[str, str]:
-    """article profile -> its MLP counterpart profile, for the pairs whose both profiles are reported."""
-    pairs = read_yaml(args.profiles.parent / "params.yaml").get("mlp_counterparts") or {}
-    return {article: mlp for article, mlp in pairs.items() if article in names and mlp in names}
+def profiles_and_counterparts(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The profiles to report (--names, else replicate/params.yaml's), and article profile -> its MLP
+    counterpart profile, for the pairs whose both profiles are reported."""
+    replicate = read_yaml(args.profiles.parent / "params.yaml")
+    names = list(args.names or replicate["profiles"])
+    pairs = replicate.get("mlp_counterparts") or {}
+    return names, {article: mlp for article, mlp in pairs.items() if article in names and mlp in names}
 
 
 def load_setup(name: str, params_file: Path, roots: Roots, figures: Path, compare: Path) -> Setup:
@@ -63,21 +60,21 @@ def load_setup(name: str, params_file: Path, roots: Roots, figures: Path, compar
 def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     args = parse_args(argv)
-    names = profile_names(args)
+    names, counterparts = profiles_and_counterparts(args)
     study_params = load_params(args.study_params)
     study = load_setup("default study", args.study_params,
-                          Roots(metrics=args.study_metrics, history=args.study_history, latent=args.study_latent),
-                          args.study_figures, args.study_compare)
+                       Roots(metrics=args.study_metrics, history=args.study_history, latent=args.study_latent),
+                       args.study_figures, args.study_compare)
     profiles = {}
     for name in names:
         out = args.outputs / name
         profiles[name] = load_setup(name, args.profiles / f"{name}.yaml",
-                                       Roots(metrics=out / "metrics", history=out / "history", latent=out / "latent"),
-                                       out / "figures", out / "compare")
+                                    Roots(metrics=out / "metrics", history=out / "history", latent=out / "latent"),
+                                    out / "figures", out / "compare")
     datasets = sorted({r.key.dataset for s in (study, *profiles.values()) for r in s.results})
     classifier_metrics = load_classifier_metrics(datasets, args.classifiers)
     columns = reported_columns(classifier_metrics)
-    real_confidence = {d: float(m["real_mean_confidence"]) for d, m in classifier_metrics.items()}
+    ledger = claims(real_confidence={d: float(m["real_mean_confidence"]) for d, m in classifier_metrics.items()})
     check_writable([args.markdown, args.html])
 
     blocks: list[Block] = [
@@ -94,9 +91,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"to claims.max_seeds = {study_params.claims.max_seeds}). Numbers are mean ± sd over "
                   "seeds, read from the metrics and history files."),
         Heading("Claims ledger", 2),
-        profiles_ledger(claims(real_confidence=real_confidence), profiles, study, max_seeds=study_params.claims.max_seeds),
+        profiles_ledger(ledger, profiles, study, max_seeds=study_params.claims.max_seeds),
     ]
-    counterparts = mlp_counterparts(args, names)
     if counterparts:
         pairs = ", ".join(f"{article} against {mlp}" for article, mlp in counterparts.items())
         blocks += [
@@ -104,8 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             Paragraph(f"Profiles that differ from their article's only in the network ({pairs}): the same data, "
                       "likelihood, training and seeds, with the study's MLP in place of the networks the article "
                       "used. A claim that holds with one and not with the other is decided by the architecture."),
-            architecture_table(claims(real_confidence=real_confidence), profiles, counterparts,
-                               max_seeds=study_params.claims.max_seeds),
+            architecture_table(ledger, profiles, counterparts, max_seeds=study_params.claims.max_seeds),
         ]
     for name in names:
         blocks += profile_section(profiles[name], args.profiles / f"{name}.yaml", columns)

@@ -69,23 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     ):
         context = CompareContext.from_params(params, passing_quality=passing_quality_metrics(classifier_metrics))
         drawn = draw_comparison_figures(results, context=context, out_dir=compare_tmp)
-        inputs = ReportInputs(
-            params=params,
-            results=results,
-            data_infos=data_infos,
-            classifier_metrics=classifier_metrics,
-            packages=package_versions(),
-            figures_dir=args.figures,
-            compare_figures={
-                dataset: [(spec, args.compare / path.name, path) for spec, path in figures]
-                for dataset, figures in drawn.items()
-            },
-            compare_context=context,
-            claims=claims(real_confidence=real_confidence),
-            study_setup=setup,
-            timings_page=args.timings,
-        )
-        blocks = build_report(inputs)
+        blocks = build_report(ReportInputs(
+            params=params, results=results, data_infos=data_infos, classifier_metrics=classifier_metrics,
+            packages=package_versions(), figures_dir=args.figures, compare_context=context,
+            compare_figures={dataset: [(spec, args.compare / path.name, path) for spec, path in figures]
+                             for dataset, figures in drawn.items()},
+            claims=claims(real_confidence=real_confidence), study_setup=setup, timings_page=args.timings))
         markdown = render_markdown(blocks, markdown_path=args.markdown)
         html = render_html(blocks, title=title(params), html_path=args.html)
         markdown_tmp.write_text(markdown)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import _bootstrap  # noqa: F401 - first: re-runs this stage with the project's venv when needed
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from aebench.common.errors import AebenchError
 from aebench.common.files import atomic_path, check_writable, workspace_of
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
 from aebench.reporting.render import render_html, render_markdown
-from aebench.reporting.sweep import draw_sweep_figures, experiments_frame, metrics_frame, read_exp_show, sweep_report
+from aebench.reporting.sweep import draw_sweep_figures, experiments_frame, metrics_frame, sweep_report
 from aebench.reporting.sweep_run import log_sweep
 
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     workspace = workspace_of(args.params)
     if args.experiments is not None:
-        frame = experiments_frame(read_exp_show(args.experiments), params_file=args.params.as_posix(),
+        frame = experiments_frame(json.loads(args.experiments.read_text()), params_file=args.params.as_posix(),
                                   metrics_root=args.metrics.as_posix())
         source = f"the DVC experiments in {args.experiments}"
     else:

@@ -146,9 +146,8 @@ def replicate_result(key: ModelKey, seed: int, values: Mapping[str, Any] | None 
         mu = rng.normal(size=(MU_IMAGES, key.latent_dim)) * np.sqrt(activity)  # (N, D): variance ~ A_u
     if labels is None:
         labels = np.arange(len(mu)) % 10
-    expost = {source: rng.normal(size=(64, key.latent_dim)) for source in SAMPLE_SOURCES if source != "prior"}
     latent = LatentArrays(mu=np.asarray(mu, dtype=np.float64), labels=np.asarray(labels, dtype=np.int64),
-                          activity=activity, expost=expost)
+                          activity=activity)
     frame = history(key.latent_dim) if history_frame is None else history_frame
     return ReplicateResult(replicate=key.replicate(seed), metrics=metrics, history=frame, latent=latent)
 
@@ -198,8 +197,7 @@ def write_model(results: ModelResults, root: Path) -> None:
         latent_path = replicate.replicate.path(root / "latent", ".npz")
         latent_path.parent.mkdir(parents=True, exist_ok=True)
         latent = replicate.latent
-        np.savez(latent_path, mu=latent.mu.astype(np.float32), labels=latent.labels, activity=latent.activity,
-                 **{f"expost_{source}": codes.astype(np.float32) for source, codes in latent.expost.items()})
+        np.savez(latent_path, mu=latent.mu.astype(np.float32), labels=latent.labels, activity=latent.activity)
     for index, figure in enumerate(figures_for(results.key)):
         path = figure_path(root / "reports" / "figures", results.key, figure)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ def replicate(key: ModelKey, seed: int, *, au_threshold: float = 0.01,
             flat[f"samples.{source}.{name}"] = float(rng.uniform(0.1, 0.9))
         flat[f"samples.{source}.frechet_distance"] = float(rng.uniform(1, 60))
     mu = rng.normal(size=(20, dims)) * np.sqrt(activity)  # (N, D): posterior means with variance ~ A_u
-    latent = LatentArrays(mu=mu, labels=np.arange(20) % 10, activity=activity, expost={})
+    latent = LatentArrays(mu=mu, labels=np.arange(20) % 10, activity=activity)
     # Three epochs; a unit switches off after the first (the last dimension's activity and usage drop to 0).
     dying = activity.copy()
     dying[-1] = 0.0

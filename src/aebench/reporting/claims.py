@@ -1,25 +1,17 @@
 """The claims ledger: what the source articles say about their results, as measurable statements.
 
-Each `Claim` names its article (by short name), quotes what the article says,
-states the metric and the threshold that decide it, and evaluates it on a
-`Setup`: the models of the default study, or of the article's own profile
-(`replicate/profiles/<name>.yaml`). The verdict is one of
-
-- "holds": every seed satisfies the threshold, or the paired 95% t-interval
-  of the difference excludes zero in the claimed direction;
-- "does not hold": no seed satisfies it, no seed's difference is in the
-  claimed direction, or the interval excludes zero the other way;
-- "inconclusive": seeds disagree, or the interval contains zero, or there is
-  a single seed (one seed decides nothing: no interval, no agreement);
-- "not measured": the setup lacks the models the claim is about.
-
-`assess` adds what the ledger states beside each verdict: n, the seeds of the
-models the claim read (the fewest of them); "provisional" when any of those
-models failed its convergence test (`aebench.evaluation.convergence`), so the
-verdict may move with more training and decides nothing; and the seed rule
-for a claim that is not decisive: the seeds its observed spread needs before
-the interval can clear zero (`statistics.seeds_needed`), up to the params'
-`claims.max_seeds`. Every number is read from the metrics and history files;
+Each `Claim` names its article (by short name, also its profile's name),
+quotes what the article says, states the metric and threshold that decide it,
+and evaluates it on a `Setup`: the default study's models, or the article's
+own profile's. Verdicts: "holds" (every seed satisfies the threshold, or the
+paired 95% t-interval excludes zero in the claimed direction), "does not hold"
+(no seed does, or the interval excludes zero the other way), "inconclusive"
+(seeds disagree, the interval contains zero, or a single seed), "not
+measured" (the setup lacks the models). `assess` adds n (the fewest seeds of
+the models read), "provisional" (one of them failed its convergence test: the
+verdict may still move, and decides nothing) and, for a claim that is not
+decisive, the seeds its spread needs (`statistics.seeds_needed`, up to
+`claims.max_seeds`). Every number is read from the metrics and history files;
 nothing here is typed from a run.
 """
 
@@ -55,26 +47,19 @@ class Setup:
 
     def model(self, dataset: str, variant: str, size: str | int = "largest") -> ModelResults | None:
         """The model of this dataset and variant at the smallest, largest or a given latent size."""
-        found = self._find(dataset, variant, size)
+        candidates = [r for r in self.results if r.key.dataset == dataset and r.key.variant == variant]
+        if size in ("smallest", "largest"):
+            found = (min if size == "smallest" else max)(candidates, key=lambda r: r.key.latent_dim, default=None)
+        else:
+            found = next((r for r in candidates if r.key.latent_dim == size), None)
         if found is not None:
             self.read.append(found)
         return found
 
-    def _find(self, dataset: str, variant: str, size: str | int) -> ModelResults | None:
-        candidates = [r for r in self.results if r.key.dataset == dataset and r.key.variant == variant]
-        if not candidates:
-            return None
-        if size == "largest":
-            return max(candidates, key=lambda r: r.key.latent_dim)
-        if size == "smallest":
-            return min(candidates, key=lambda r: r.key.latent_dim)
-        return next((r for r in candidates if r.key.latent_dim == size), None)
-
     def model_figure(self, results: ModelResults, name: str) -> Path:
-        from aebench.reporting.figures import MODEL_FIGURES, figure_path
+        from aebench.reporting.figures import figure_named, figure_path
 
-        (figure,) = [f for f in MODEL_FIGURES if f.name == name]
-        return figure_path(self.figures, results.key, figure)
+        return figure_path(self.figures, results.key, figure_named(name))
 
     def compare_figure(self, dataset: str, name: str) -> Path:
         return self.compare / f"{dataset}-{name}.png"

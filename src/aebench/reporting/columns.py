@@ -10,6 +10,7 @@ drop those the classifier stage found unable to rank controlled degradations.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 MISSING = "n/a"
@@ -70,4 +71,8 @@ COLUMNS: tuple[MetricColumn, ...] = (
     *_sample_columns("gmm", "GMM ex-post samples:"),
 )
 COLUMN_BY_KEY = {column.key: column for column in COLUMNS}
-COLUMN_BY_NAME = {column.name: column for column in COLUMNS}
+
+
+def passing_columns(passed: Collection[str]) -> list[MetricColumn]:
+    """COLUMNS without the sample-quality columns whose metric is not in `passed` (it failed its validation)."""
+    return [column for column in COLUMNS if column.quality_metric is None or column.quality_metric in passed]

@@ -1,25 +1,9 @@
-"""Figures that put every model and every seed of a dataset side by side.
+"""Figures that put every model and every seed of a dataset side by side: `COMPARE_FIGURES`.
 
-`COMPARE_FIGURES` (name -> `FigureSpec`, in report order) holds each
-comparison figure's title, caption and drawer in one place;
 `draw_comparison_figures` writes `<out_dir>/<dataset>-<name>.png` for each.
 Sizes are fixed per panel (`PANEL_PX`, wrapped at `PANELS_PER_ROW`, plus
 `HEADER_PX`), so a figure's pixel size follows from the models alone.
-`CompareContext` carries what params and the classifier stage say. Per dataset:
-
-- `metrics`: one panel per `columns.COLUMNS` entry (sample-quality columns
-  whose metric failed the classifier stage's check left out), variants on x,
-  one bar per latent size at the mean over seeds, every seed a dot;
-- `activity`: sorted A_u of every model and seed, one panel per latent size;
-- `active_units_curve`: AU(delta) over the log grid of `usage.default_thresholds`;
-- `usage`: sorted decoder usage shares (scale-free), one panel per latent size;
-- `emae_mu_lines`: the emae article's figure, posterior mean per dimension
-  across test images, the stochastic variants side by side on one y axis;
-- `rate_distortion`: the rate-distortion plane (Alemi et al. 2018) with
-  -ELBO = D + R isolines.
-
-`panel_grid` and `draw_isolines` are shared with the sweep's figures (`sweep`).
-No torch of its own: the report stage imports this module.
+`panel_grid` and `draw_isolines` are shared with the sweep's figures. No torch.
 """
 
 from __future__ import annotations
@@ -42,9 +26,10 @@ from aebench.common.config import Params
 from aebench.evaluation.metrics import DETERMINISTIC_NOTE
 from aebench.evaluation.activity import active_units_curve, default_thresholds
 from aebench.evaluation.usage_split import usage_shares
-from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn
+from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn, passing_columns
 from aebench.reporting.labels import dataset_label, joined, model_label, variant_label
-from aebench.reporting.plotting import INACTIVE_COLOR, PALETTE, FigureSpec, log_floor, new_figure, save_png, theme
+from aebench.reporting.plotting import (PALETTE, FigureSpec, activity_handles, log_floor, mu_lines, new_figure,
+                                        save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult
 
 # (width, height) in pixels of one panel; a figure is panels x this plus HEADER_PX for title and legend.
@@ -84,13 +69,9 @@ class CompareContext:
 
     @classmethod
     def from_params(cls, params: Params, *, passing_quality: Iterable[str]) -> CompareContext:
-        return cls(
-            au_threshold=params.evaluate.au_threshold,
-            usage_threshold=params.evaluate.usage_threshold,
-            seeds=tuple(params.seeds),
-            passed_quality_metrics=frozenset(passing_quality),
-            activity_images=params.figures.activity_images,
-        )
+        return cls(au_threshold=params.evaluate.au_threshold, usage_threshold=params.evaluate.usage_threshold,
+                   seeds=tuple(params.seeds), passed_quality_metrics=frozenset(passing_quality),
+                   activity_images=params.figures.activity_images)
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -154,7 +135,7 @@ def _spread(values: list[float]) -> str:
     return f"{low:g}" if low == high else f"{low:g}-{high:g}"
 
 
-def _variant_legend(fig: Figure, results: list[ModelResults], context: CompareContext, extra: list) -> None:
+def _variant_legend(fig: Figure, results: list[ModelResults], extra: list) -> None:
     colors = _variant_colors(results)
     handles = [Line2D([], [], color=colors[v], marker="o", markersize=4, label=variant_label(v)) for v in colors]
     fig.legend(handles=handles + extra, loc="outside lower center", ncols=len(handles) + len(extra), fontsize=8)
@@ -168,14 +149,7 @@ def _no_model_panel(ax: Axes, text: str) -> None:
 # ---------------------------------------------------------------- metrics
 
 
-def metric_columns(context: CompareContext) -> list[MetricColumn]:
-    """COLUMNS minus the sample-quality columns whose metric failed its validation."""
-    passed = context.passed_quality_metrics
-    return [column for column in COLUMNS if column.quality_metric is None or column.quality_metric in passed]
-
-
-def _metrics_panel(ax: Axes, column: MetricColumn, results: list[ModelResults], colors: dict[int, tuple],
-                   context: CompareContext) -> None:
+def _metrics_panel(ax: Axes, column: MetricColumn, results: list[ModelResults], colors: dict[int, tuple]) -> None:
     variants, sizes = _variants(results), _sizes(results)
     width = 0.8 / len(sizes)  # one group of bars per variant, 0.8 wide
     dots_x, dots_y = [], []
@@ -204,11 +178,11 @@ def _metrics_panel(ax: Axes, column: MetricColumn, results: list[ModelResults], 
 
 def metrics_figure(results: list[ModelResults], context: CompareContext) -> Figure:
     dataset, sizes = _dataset(results), _sizes(results)
-    columns = metric_columns(context)
+    columns = passing_columns(context.passed_quality_metrics)
     colors = dict(zip(sizes, sns.color_palette(SIZE_PALETTE, len(sizes)), strict=True))
     fig, axes = panel_grid("metrics", len(columns), margins_px=METRIC_MARGINS_PX)
     for ax, column in zip(axes, columns, strict=True):
-        _metrics_panel(ax, column, results, colors, context)
+        _metrics_panel(ax, column, results, colors)
     handles = [Patch(color=colors[size], label=f"D = {size}: mean of seeds") for size in sizes]
     handles.append(Line2D([], [], color="0.1", marker="o", linestyle="", markersize=3, label="one seed"))
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0), ncols=len(handles), fontsize=8)
@@ -227,7 +201,7 @@ def metrics_caption(results: list[ModelResults], context: CompareContext) -> str
             f"({seeds}), each seed's value a dot.")
     if deterministic:
         text += f" n/a for {joined(deterministic)}: {DETERMINISTIC_NOTE}."
-    dropped = [c.name for c in COLUMNS if c not in metric_columns(context)]
+    dropped = [c.name for c in COLUMNS if c not in passing_columns(context.passed_quality_metrics)]
     if dropped:
         text += (" Left out because their metric failed to rank controlled degradations of the test images "
                  f"correctly: {'; '.join(dropped)}.")
@@ -258,7 +232,7 @@ def _profile_figure(results: list[ModelResults], context: CompareContext, *, kin
         ax.set_title(f"D = {size}", fontsize=10)
     axes[0].set_ylabel(ylabel)
     threshold_handle = Line2D([], [], color="0.3", linestyle="--", label=f"threshold {threshold:g}")
-    _variant_legend(fig, results, context, [threshold_handle])
+    _variant_legend(fig, results, [threshold_handle])
     fig.suptitle(f"{dataset_label(_dataset(results))}: {title}", fontsize=11)
     return fig
 
@@ -269,7 +243,7 @@ def activity_figure(results: list[ModelResults], context: CompareContext) -> Fig
                            title="sorted activity profiles, every seed")
 
 
-def _mean_counts(results: list[ModelResults], key: str, context: CompareContext) -> str:
+def _mean_counts(results: list[ModelResults], key: str) -> str:
     return ", ".join(f"{model_label(m.key)} {np.mean(_known(m.values(key))):.1f}" for m in results)
 
 
@@ -278,7 +252,7 @@ def activity_caption(results: list[ModelResults], context: CompareContext) -> st
             f"active, for every model and each of the {len(context.seeds)} seeds (one line each) on "
             f"{dataset_label(_dataset(results))}; one panel per latent size, log scale, dimensions with A_u = 0 on "
             f"the bottom edge. The dashed line is the active-unit threshold {context.au_threshold:g}. Active "
-            f"units, mean over seeds: {_mean_counts(results, 'latent.active_units', context)}.")
+            f"units, mean over seeds: {_mean_counts(results, 'latent.active_units')}.")
 
 
 def au_thresholds(context: CompareContext) -> np.ndarray:
@@ -307,7 +281,7 @@ def active_units_curve_figure(results: list[ModelResults], context: CompareConte
         ax.set_title(f"D = {size}", fontsize=10)
     axes[0].set_ylabel("active units AU(δ) = #{u: A_u > δ}")
     threshold_handle = Line2D([], [], color="0.3", linestyle="--", label=f"configured δ = {context.au_threshold:g}")
-    _variant_legend(fig, results, context, [threshold_handle])
+    _variant_legend(fig, results, [threshold_handle])
     fig.suptitle(f"{dataset_label(_dataset(results))}: active units against the threshold, every seed",
                  fontsize=11)
     return fig
@@ -337,8 +311,8 @@ def usage_caption(results: list[ModelResults], context: CompareContext) -> str:
             f"dimension's code is swapped with another test image's; scale-free, unlike A_u), sorted, for every "
             f"model and each of the {len(context.seeds)} seeds on {dataset_label(_dataset(results))}; log scale, "
             f"one panel per latent size. The dashed line is the usage threshold {context.usage_threshold:g}. Used "
-            f"units, mean over seeds: {_mean_counts(results, 'latent.used_units', context)}; effective dimensions: "
-            f"{_mean_counts(results, 'latent.effective_dims', context)}.")
+            f"units, mean over seeds: {_mean_counts(results, 'latent.used_units')}; effective dimensions: "
+            f"{_mean_counts(results, 'latent.effective_dims')}.")
 
 
 # ---------------------------------------------------------------- learning curves
@@ -378,7 +352,7 @@ def learning_curves_figure(results: list[ModelResults], context: CompareContext)
         for ax in panels[1:]:
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylim(-0.04 * size, 1.04 * size)
-    _variant_legend(fig, results, context, [])
+    _variant_legend(fig, results, [])
     fig.suptitle(f"{dataset_label(_dataset(results))}: learning curves on the validation split, every seed",
                  fontsize=11)
     return fig
@@ -418,19 +392,11 @@ def emae_mu_lines_figure(results: list[ModelResults], context: CompareContext) -
     for ax, model in zip(axes, models, strict=False):
         mu = model.first.latent.mu[: context.activity_images]  # (N, D)
         active = model.first.vector("latent.activity") > context.au_threshold
-        palette = iter(sns.color_palette("husl", int(active.sum())))
-        # Inactive dimensions first, so the active ones are drawn over them.
-        for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
-            color = next(palette) if active[dim] else INACTIVE_COLOR
-            ax.plot(np.arange(len(mu)), mu[:, dim], color=color, linewidth=0.9 if active[dim] else 0.7,
-                    gid=f"dim {dim}")
-        ax.set_xlim(0, max(len(mu) - 1, 1))
-        ax.set_xlabel("test image")
+        mu_lines(ax, mu, active, widths=(0.9, 0.7))
         ax.set_title(f"{model_label(model.key)}: {int(active.sum())} of {len(active)} active", fontsize=10)
     axes[0].set_ylabel("posterior mean E_q[z_u | x]")
-    handles = [Line2D([], [], color=sns.color_palette("husl", 1)[0], label=f"active (A_u > {context.au_threshold:g})"),
-               Line2D([], [], color=INACTIVE_COLOR, label="inactive")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
+    fig.legend(handles=activity_handles(f"active (A_u > {context.au_threshold:g})", "inactive"),
+               loc="outside lower center", ncols=2, fontsize=8)
     seed = models[0].first.seed if models else context.seeds[0]
     fig.suptitle(f"{dataset_label(_dataset(results))}: posterior mean of every dimension, seed {seed}", fontsize=11)
     return fig
@@ -557,26 +523,14 @@ COMPARE_FIGURES: dict[str, FigureSpec] = {
 }
 
 
-def _check_seeds(results: list[ModelResults], context: CompareContext) -> None:
-    # The captions say "every seed": a model with other replicates would make them wrong.
-    for model in results:
-        if tuple(model.seeds) != tuple(context.seeds):
-            raise ValueError(f"{model.key.name}: seeds {model.seeds}, the context says {list(context.seeds)}")
-
-
 def draw_comparison_figures(
     results: list[ModelResults], *, context: CompareContext, out_dir: str | Path
 ) -> dict[str, list[tuple[FigureSpec, Path]]]:
     """Write every figure of COMPARE_FIGURES for every dataset; dataset -> [(spec, path)] in registry order."""
-    _check_seeds(results, context)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[tuple[FigureSpec, Path]]] = {}
-    with theme():
-        for dataset in dict.fromkeys(model.key.dataset for model in results):
-            subset = [model for model in results if model.key.dataset == dataset]
-            for spec in COMPARE_FIGURES.values():
-                path = out_dir / f"{dataset}-{spec.filename}"
-                save_png(spec.draw(subset, context), path)
-                written.setdefault(dataset, []).append((spec, path))
-    return written
+    for model in results:  # the captions say "every seed": a model with other replicates would make them wrong
+        if tuple(model.seeds) != tuple(context.seeds):
+            raise ValueError(f"{model.key.name}: seeds {model.seeds}, the context says {list(context.seeds)}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # also when there is no model
+    return {dataset: save_figures(COMPARE_FIGURES.values(), out_dir, [m for m in results if m.key.dataset == dataset],
+                                  context, prefix=f"{dataset}-")
+            for dataset in dict.fromkeys(model.key.dataset for model in results)}

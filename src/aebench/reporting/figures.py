@@ -1,31 +1,18 @@
-"""The per-model figures: one `FigureSpec` per figure, holding its file, title, caption and drawer.
+"""The per-model figures: `MODEL_FIGURES`, one `FigureSpec` per figure, in report order.
 
-`MODEL_FIGURES` is the registry, in report order. An entry says
-
-- `name` (the file `<name>.png`) and `title`;
-- `caption(results, params) -> str`: what is drawn, in what units, and the
-  numbers it rests on, each read from the model's results (metrics,
-  histories, latent arrays of every seed) or params; no torch;
-- `draw(inputs) -> Figure`: the drawing, from `FigureInputs` (the results,
-  params, and the pixels the evaluation decoded for the first seed's figures,
-  `aebench.evaluation.figure_pixels`); no torch: the figures stage and the
-  report stage only read files;
-- `applies(key) -> bool`: which models get it (the decoded manifold only at
-  D = 2, t-SNE only at D > 2).
-
-Every figure shows the first seed of params (`ModelResults.first`) unless its
-caption names more seeds. Images decoded from codes are pixel means in
-[0, 1]. Pixel sizes are fixed: mosaics follow from `params.figures` (each
-image pixel a PIXEL_SCALE square), charts have the sizes of `CHART_PX`.
-Random draws (the prior codes, drawn by the evaluation; t-SNE; jitter) come
-from generators seeded by (first seed, purpose), so a rerun writes the same
-PNG bytes.
+A caption quotes the numbers it rests on, read from the model's results
+(every seed's metrics, history and latent arrays) or params. A drawer reads
+`FigureInputs`, which adds the pixels the evaluation decoded for the first
+seed's figures: no torch, the figures and report stages only read files.
+Every figure shows the first seed unless its caption names more. Pixel sizes
+are fixed (mosaics by `params.figures`, charts by `CHART_PX`), and random
+draws come from generators seeded by (first seed, purpose), so a rerun
+writes the same PNG bytes.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,19 +28,8 @@ from aebench.common.files import read_npz
 from aebench.common.layout import FIGURE_PIXELS_SUFFIX, ModelKey
 from aebench.evaluation.metrics import SAMPLE_SOURCES
 from aebench.reporting.labels import class_names, joined, model_label, variant_label
-from aebench.reporting.plotting import (
-    INACTIVE_COLOR,
-    FigureSpec,
-    PALETTE,
-    PIXEL_SCALE,
-    TILE_GAP,
-    log_floor,
-    mosaic,
-    mosaic_figure,
-    new_figure,
-    save_png,
-    theme,
-)
+from aebench.reporting.plotting import (INACTIVE_COLOR, PALETTE, PIXEL_SCALE, TILE_GAP, FigureSpec, activity_handles,
+                                        log_floor, mosaic, mosaic_figure, mu_lines, new_figure, save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult, ReportInputError, Roots, loss_terms
 
 IMAGE_SIDE = 28  # pixels of an MNIST image
@@ -86,7 +62,7 @@ class FigureInputError(AebenchError):
 class FigureInputs:
     results: ModelResults  # every seed's metrics, history and latent arrays
     params: Params
-    pixels: dict[str, np.ndarray]  # the first seed's figure pixels (`read_figure_pixels`)
+    pixels: dict[str, np.ndarray]  # the first seed's figure pixels (`figure_inputs`)
 
     @property
     def key(self) -> ModelKey:
@@ -135,10 +111,6 @@ def _chart(name: str) -> Figure:
 def _dimension_ticks(count: int, most: int = 32) -> np.ndarray:
     """Every dimension's index when they fit, else every k-th."""
     return np.arange(0, count, max(1, math.ceil(count / most)))
-
-
-def _mosaic_of(images: np.ndarray, *, rows: int, cols: int, title: str) -> Figure:
-    return mosaic_figure(mosaic(images, rows=rows, cols=cols), title=title)
 
 
 # ---------------------------------------------------------------- loss curves (every seed)
@@ -241,8 +213,10 @@ def draw_reconstructions(inputs: FigureInputs) -> Figure:
 # ---------------------------------------------------------------- samples (prior and ex post)
 
 
-def _samples_caption(results: ModelResults, params: Params, source: str, drawn: str) -> str:
+def _samples_caption(results: ModelResults, params: Params, source: str) -> str:
     first, grid = results.first, params.figures.samples_grid
+    drawn = ("drawn for this figure" if source == "prior"
+             else f"the first {grid * grid} of those the evaluation drew and stored")
     judged = {name: first.value(f"samples.{source}.{name}") for name in
               ("count", "class_histogram", "top_class_share", "class_entropy", "precision", "recall")}
     top = class_names(results.key.dataset)[int(np.argmax(judged["class_histogram"]))]
@@ -255,30 +229,23 @@ def _samples_caption(results: ModelResults, params: Params, source: str, drawn: 
             f"(Kynkäänniemi et al. 2019).")
 
 
-def samples_caption(results: ModelResults, params: Params) -> str:
-    return _samples_caption(results, params, "prior", "drawn for this figure")
+# figure name -> (the codes' source, its figure title, its mosaic's heading)
+SAMPLE_FIGURES = {
+    "samples": ("prior", "Samples from the prior", "z ~ N(0, I)"),
+    "samples_gaussian": ("gaussian", "Samples from the ex-post Gaussian", "z from the ex-post Gaussian"),
+    "samples_gmm": ("gmm", "Samples from the ex-post mixture", "z from the ex-post mixture"),
+}
 
 
-SAMPLE_TITLES = {"prior": "z ~ N(0, I)", "gaussian": "z from the ex-post Gaussian",
-                 "gmm": "z from the ex-post mixture"}
+def _samples_figure(name: str) -> FigureSpec:
+    source, title, heading = SAMPLE_FIGURES[name]
 
-
-def _samples_drawer(source: str) -> Callable[[FigureInputs], Figure]:
     def draw(inputs: FigureInputs) -> Figure:
         grid = inputs.params.figures.samples_grid
-        return _mosaic_of(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid,
-                          title=_heading(inputs, SAMPLE_TITLES[source]))
+        canvas = mosaic(inputs.pixels[f"samples_{source}"], rows=grid, cols=grid)
+        return mosaic_figure(canvas, title=_heading(inputs, heading))
 
-    return draw
-
-
-def _expost_caption(source: str) -> Callable[[ModelResults, Params], str]:
-    def caption(results: ModelResults, params: Params) -> str:
-        grid = params.figures.samples_grid
-        drawn = f"the first {grid * grid} of those the evaluation drew and stored"
-        return _samples_caption(results, params, source, drawn)
-
-    return caption
+    return FigureSpec(name, title, lambda results, params: _samples_caption(results, params, source), draw)
 
 
 # ---------------------------------------------------------------- activity: lines, bars, heat map
@@ -313,19 +280,11 @@ def draw_activity_lines(inputs: FigureInputs) -> Figure:
     first = inputs.results.first
     mu = _activity_batch(inputs.results, inputs.params)  # (B, D)
     active = _active(first)
-    palette = iter(sns.color_palette("husl", int(active.sum())))
     fig = _chart("activity_lines")
     ax = fig.subplots()
-    # Inactive dimensions first, so the active ones are drawn over them.
-    for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
-        ax.plot(np.arange(len(mu)), mu[:, dim], color=next(palette) if active[dim] else INACTIVE_COLOR,
-                linewidth=1.0 if active[dim] else 0.8, gid=f"dim {dim}")
-    ax.legend(handles=[
-        Line2D([], [], color=sns.color_palette("husl", 1)[0], label=f"active ({int(active.sum())})"),
-        Line2D([], [], color=INACTIVE_COLOR, label=f"inactive ({int((~active).sum())})"),
-    ], loc="upper right", fontsize=8)
-    ax.set_xlim(0, max(len(mu) - 1, 1))
-    ax.set_xlabel("test image")
+    mu_lines(ax, mu, active, widths=(1.0, 0.8))
+    ax.legend(handles=activity_handles(f"active ({int(active.sum())})", f"inactive ({int((~active).sum())})"),
+              loc="upper right", fontsize=8)
     ax.set_ylabel(f"{_code_name(inputs.results)} of dimension u")
     ax.set_title(_heading(inputs, f"{_code_name(inputs.results)} of each dimension across {len(mu)} test images"),
                  fontsize=11)
@@ -498,15 +457,24 @@ def latent_coordinates(mu: np.ndarray, labels: np.ndarray, *, seed: int) -> tupl
     return coords, (f"PC 1 ({_pct(shares[0])} of the variance)", f"PC 2 ({_pct(shares[1])} of the variance)")
 
 
-def _scatter_by_label(ax, coords: np.ndarray, labels: np.ndarray, dataset: str) -> None:
-    names = class_names(dataset)
+def _label_map(inputs: FigureInputs, chart: str, coords: np.ndarray, labels: np.ndarray, axes: tuple[str, str],
+               what: str) -> Figure:
+    """Points (N, 2) coloured by their class label, named on the axes and in the title."""
+    names = class_names(inputs.key.dataset)
     colors = sns.color_palette("tab10", len(names))
+    fig = _chart(chart)
+    ax = fig.subplots()
     for label in sorted(set(labels.tolist())):
         chosen = labels == label
         ax.scatter(coords[chosen, 0], coords[chosen, 1], s=12, color=colors[label], linewidths=0, alpha=0.85,
                    label=names[label])
     ax.legend(title="label", fontsize=8, title_fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5),
               markerscale=1.5)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(_heading(inputs, what), fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 def _separation(results: ModelResults) -> str:
@@ -532,28 +500,20 @@ def latent_map_caption(results: ModelResults, params: Params) -> str:
 
 def draw_latent_map(inputs: FigureInputs) -> Figure:
     latent = inputs.results.first.latent
-    coords, (x_name, y_name) = latent_coordinates(latent.mu, latent.labels, seed=inputs.results.first.seed)
-    fig = _chart("latent_map")
-    ax = fig.subplots()
-    _scatter_by_label(ax, coords, latent.labels, inputs.key.dataset)
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(y_name)
-    ax.set_title(_heading(inputs, f"{_code_name(inputs.results)}s of {len(coords)} test images"), fontsize=11)
-    fig.tight_layout()
-    return fig
+    coords, axes = latent_coordinates(latent.mu, latent.labels, seed=inputs.results.first.seed)
+    return _label_map(inputs, "latent_map", coords, latent.labels, axes,
+                      f"{_code_name(inputs.results)}s of {len(coords)} test images")
 
 
-def _tsne_points(results: ModelResults) -> int:
-    return min(TSNE_POINTS, len(results.first.latent.mu))
-
-
-def _perplexity(points: int) -> float:
-    return min(TSNE_PERPLEXITY, (points - 1) / 3)  # scikit-learn needs perplexity < points; ~3x is the usual margin
+def _tsne_size(results: ModelResults) -> tuple[int, float]:
+    """The points t-SNE maps, and its perplexity: scikit-learn needs it < points; ~3x is the usual margin."""
+    points = min(TSNE_POINTS, len(results.first.latent.mu))
+    return points, min(TSNE_PERPLEXITY, (points - 1) / 3)
 
 
 def tsne_caption(results: ModelResults, params: Params) -> str:
-    points = _tsne_points(results)
-    return (f"t-SNE (scikit-learn, perplexity {_perplexity(points):g}, PCA initialisation, fixed seed) of the "
+    points, perplexity = _tsne_size(results)
+    return (f"t-SNE (scikit-learn, perplexity {perplexity:g}, PCA initialisation, fixed seed) of the "
             f"{_code_name(results)}s of the first {points} test images in the {results.key.latent_dim}-D latent, "
             f"seed {results.first.seed}, coloured by label, as the vae-explained article shows its 20-D latent. "
             f"t-SNE keeps neighbourhoods, not distances or cluster sizes. {_separation(results)}")
@@ -565,23 +525,13 @@ def draw_tsne_map(inputs: FigureInputs) -> Figure:
     from aebench.common.runtime import derived_seed
 
     latent = inputs.results.first.latent
-    points = _tsne_points(inputs.results)
+    points, perplexity = _tsne_size(inputs.results)
     # One job: with several, scikit-learn's neighbour search is slower here and the result could depend on the cores.
-    tsne = TSNE(n_components=2, perplexity=_perplexity(points), init="pca", n_jobs=1,
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", n_jobs=1,
                 random_state=derived_seed(inputs.results.first.seed, "figure-tsne"))
     coords = tsne.fit_transform(latent.mu[:points])  # (points, 2)
-    fig = _chart("tsne_map")
-    ax = fig.subplots()
-    _scatter_by_label(ax, coords, latent.labels[:points], inputs.key.dataset)
-    ax.set_xlabel("t-SNE 1")
-    ax.set_ylabel("t-SNE 2")
-    ax.set_title(_heading(inputs, f"t-SNE of {points} test {_code_name(inputs.results)}s"), fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def _more_than_two_dimensions(key: ModelKey) -> bool:
-    return key.latent_dim > 2
+    return _label_map(inputs, "tsne_map", coords, latent.labels[:points], ("t-SNE 1", "t-SNE 2"),
+                      f"t-SNE of {points} test {_code_name(inputs.results)}s")
 
 
 # ---------------------------------------------------------------- decoded manifold (2-D latents)
@@ -601,11 +551,7 @@ def draw_manifold(inputs: FigureInputs) -> Figure:
     steps, extent = inputs.params.figures.manifold_steps, inputs.params.figures.manifold_range
     images = inputs.pixels["manifold"]  # (steps^2, 28, 28), row 0 = largest z_2
     title = _heading(inputs, f"decoded grid, z_1 → and z_2 ↑ over [-{extent:g}, {extent:g}]")
-    return _mosaic_of(images, rows=steps, cols=steps, title=title)
-
-
-def _two_dimensional(key: ModelKey) -> bool:
-    return key.latent_dim == 2
+    return mosaic_figure(mosaic(images, rows=steps, cols=steps), title=title)
 
 
 # ---------------------------------------------------------------- interpolation
@@ -651,10 +597,7 @@ def draw_interpolation(inputs: FigureInputs) -> Figure:
 MODEL_FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec("loss_curves", "Loss curves", loss_curves_caption, draw_loss_curves),
     FigureSpec("reconstructions", "Reconstructions", reconstructions_caption, draw_reconstructions),
-    FigureSpec("samples", "Samples from the prior", samples_caption, _samples_drawer("prior")),
-    FigureSpec("samples_gaussian", "Samples from the ex-post Gaussian", _expost_caption("gaussian"),
-                _samples_drawer("gaussian")),
-    FigureSpec("samples_gmm", "Samples from the ex-post mixture", _expost_caption("gmm"), _samples_drawer("gmm")),
+    *(_samples_figure(name) for name in SAMPLE_FIGURES),
     FigureSpec("activity_lines", "Posterior mean per dimension", activity_lines_caption, draw_activity_lines),
     FigureSpec("activity_bars", "Activity and decoder usage per dimension", activity_bars_caption,
                 draw_activity_bars),
@@ -662,10 +605,16 @@ MODEL_FIGURES: tuple[FigureSpec, ...] = (
                 draw_activity_heatmap),
     FigureSpec("unit_death", "Unit death over training", unit_death_caption, draw_unit_death),
     FigureSpec("latent_map", "Latent map", latent_map_caption, draw_latent_map),
-    FigureSpec("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map, _more_than_two_dimensions),
-    FigureSpec("manifold", "Decoded manifold", manifold_caption, draw_manifold, _two_dimensional),
+    FigureSpec("tsne_map", "t-SNE of the latent", tsne_caption, draw_tsne_map,
+                lambda key: key.latent_dim > 2),
+    FigureSpec("manifold", "Decoded manifold", manifold_caption, draw_manifold, lambda key: key.latent_dim == 2),
     FigureSpec("interpolation", "Interpolation", interpolation_caption, draw_interpolation),
 )
+
+
+def figure_named(name: str) -> FigureSpec:
+    (figure,) = [figure for figure in MODEL_FIGURES if figure.name == name]
+    return figure
 
 
 def figures_for(key: ModelKey) -> list[FigureSpec]:
@@ -680,23 +629,10 @@ def figure_path(root: str | Path, key: ModelKey, figure: FigureSpec) -> Path:
 
 def draw_model_figures(inputs: FigureInputs, out_dir: str | Path) -> list[Path]:
     """Write every figure that applies to the model as `<out_dir>/<name>.png`; return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    with theme():
-        for figure in figures_for(inputs.key):
-            path = out_dir / figure.filename
-            save_png(figure.draw(inputs), path)
-            written.append(path)
-    return written
+    return [path for _, path in save_figures(figures_for(inputs.key), out_dir, inputs)]
 
 
 # ---------------------------------------------------------------- reading and checks before any drawing
-
-
-def figure_pixels_path(root: str | Path, results: ModelResults) -> Path:
-    """The first seed's figure pixels under the latent root: `.../latent-<D>/seed-<s>.figures.npz`."""
-    return results.first.replicate.path(root, FIGURE_PIXELS_SUFFIX)
 
 
 def pixel_shapes(key: ModelKey, params: Params) -> dict[str, tuple[int, ...]]:
@@ -706,30 +642,17 @@ def pixel_shapes(key: ModelKey, params: Params) -> dict[str, tuple[int, ...]]:
     needs = {
         "reconstructions": {"recon_test": (count, *image), "recon_codes": (count, key.latent_dim),
                             "recon_decoded": (count, *image)},
-        **{name: {f"samples_{source}": (grid, *image)} for name, source in
-           (("samples", "prior"), ("samples_gaussian", "gaussian"), ("samples_gmm", "gmm"))},
+        **{name: {f"samples_{source}": (grid, *image)} for name, (source, _, _) in SAMPLE_FIGURES.items()},
         "manifold": {"manifold": (figures.manifold_steps ** 2, *image)},
         "interpolation": {"interpolation": (figures.interpolation_steps + 2, *image)},
     }
     return {name: shape for figure in figures_for(key) for name, shape in needs.get(figure.name, {}).items()}
 
 
-def read_figure_pixels(path: str | Path, key: ModelKey, params: Params) -> dict[str, np.ndarray]:
-    """The evaluation's figure pixels of the model's first seed; refused, naming the file, if an array is
-    missing or has another shape than params give it (written with other figures params: rerun evaluate)."""
-    arrays = read_npz(path, error=ReportInputError, missing="figure pixels not found (rerun evaluate)",
-                      unreadable="unreadable figure pixels")
-    for name, shape in pixel_shapes(key, params).items():
-        if name not in arrays:
-            raise FigureInputError(f"{path}: missing array {name} (rerun evaluate)")
-        if arrays[name].shape != shape:
-            raise FigureInputError(f"{path}: {name} has shape {arrays[name].shape}, the figures params give "
-                                   f"{shape} (rerun evaluate)")
-    return arrays
-
-
-def check_results(results: ModelResults, params: Params, roots: Roots) -> None:
-    """Refuse, naming the file, results that cannot give every figure: too few epochs or frames."""
+def figure_inputs(results: ModelResults, params: Params, roots: Roots) -> FigureInputs:
+    """The model's results with the first seed's figure pixels (`seed-<s>.figures.npz` beside its latent arrays);
+    refused, naming the file, when the results cannot give every figure (too few frames or activity columns) or
+    an array of the pixels is missing or has another shape than params give it (other figures params)."""
     first = results.first
     frames = len(first.value("interpolation.frame_labels"))
     if frames != params.figures.interpolation_steps:
@@ -741,3 +664,13 @@ def check_results(results: ModelResults, params: Params, roots: Roots) -> None:
         if dims != list(range(results.key.latent_dim)):
             raise FigureInputError(f"{replicate.replicate.path(roots.history, '.csv')}: expected validation activity "
                                    f"columns for {results.key.latent_dim} dimensions, found {len(dims)}")
+    path = first.replicate.path(roots.latent, FIGURE_PIXELS_SUFFIX)
+    arrays = read_npz(path, error=ReportInputError, missing="figure pixels not found (rerun evaluate)",
+                      unreadable="unreadable figure pixels")
+    for name, shape in pixel_shapes(results.key, params).items():
+        if name not in arrays:
+            raise FigureInputError(f"{path}: missing array {name} (rerun evaluate)")
+        if arrays[name].shape != shape:
+            raise FigureInputError(f"{path}: {name} has shape {arrays[name].shape}, the figures params give "
+                                   f"{shape} (rerun evaluate)")
+    return FigureInputs(results=results, params=params, pixels=arrays)

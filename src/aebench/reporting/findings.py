@@ -1,13 +1,10 @@
 """The comparison table and the findings, written from the numbers.
 
-Nothing here states a result: every cell is a mean ± sd over the seeds of a
-metrics key (`columns.COLUMNS`), and every finding compares two variants only
-through their paired per-seed differences (`statistics.paired_difference`).
-A finding orders two variants only when the 95% t-interval of the mean
-difference excludes zero; otherwise it says they are not distinguishable with
-n seeds and gives the interval. So a study with other parameters, or more
-seeds, reads differently. A comparison involving a model with a seed that
-failed its convergence test is marked provisional: that model is still moving.
+Every cell is a mean ± sd over the seeds of a metrics key (`columns.COLUMNS`).
+A finding orders two variants only when the 95% t-interval of their paired
+per-seed difference excludes zero, else it gives the interval and calls them
+not distinguishable with n seeds; it is provisional when a model it compares
+failed its convergence test (that model is still moving).
 """
 
 from __future__ import annotations
@@ -56,34 +53,31 @@ class Comparison:
         return self.difference.excludes_zero
 
     def sentence(self) -> str:
-        unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in (self.a, self.b)
-                       for seed in m.unconverged_seeds]
-        if unconverged:
-            return f"provisional ({', '.join(unconverged)} failed the convergence test): {self._comparison()}"
-        return self._comparison()
-
-    def _comparison(self) -> str:
-        column, digits = self.column, self.column.digits
+        column, n = self.column, self.difference.n
         a, b = variant_label(self.a.key.variant), variant_label(self.b.key.variant)
-        n = self.difference.n
-        interval = self.difference.interval(digits)
         if not self.distinguishable:
-            return (f"{a} and {b} are not distinguishable with {n} seed{'s' if n != 1 else ''}: "
-                    f"{b} − {a} = {interval} {column.unit}")
-        relation = "higher" if self.difference.mean > 0 else "lower"
-        verdict = ""
-        if column.lower_is_better is not None:
-            better = (self.difference.mean < 0) == column.lower_is_better
-            verdict = f" ({'better' if better else 'worse'})"
-        return f"{b} is {relation} than {a}{verdict}: {b} − {a} = {interval} {column.unit}"
+            text = f"{a} and {b} are not distinguishable with {n} seed{'s' if n != 1 else ''}"
+        else:
+            verdict = ""
+            if column.lower_is_better is not None:
+                better = (self.difference.mean < 0) == column.lower_is_better
+                verdict = f" ({'better' if better else 'worse'})"
+            text = f"{b} is {'higher' if self.difference.mean > 0 else 'lower'} than {a}{verdict}"
+        interval = self.difference.interval(column.digits)
+        return _provisional((self.a, self.b), f"{text}: {b} − {a} = {interval} {column.unit}")
+
+
+def _provisional(models: tuple[ModelResults, ...], text: str) -> str:
+    """`text`, marked provisional when a seed of one of the models failed its convergence test."""
+    unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in models for seed in m.unconverged_seeds]
+    return f"provisional ({', '.join(unconverged)} failed the convergence test): {text}" if unconverged else text
 
 
 def compare(a: ModelResults, b: ModelResults, column: MetricColumn) -> Comparison | None:
     """The paired comparison of two models on a column; None when either lacks the value or the seeds differ."""
     if a.seeds != b.seeds:
         return None
-    values_a = [column.display(v) for v in a.values(column.key)]
-    values_b = [column.display(v) for v in b.values(column.key)]
+    values_a, values_b = ([column.display(v) for v in m.values(column.key)] for m in (a, b))
     if any(v is None for v in values_a + values_b):
         return None
     return Comparison(a=a, b=b, column=column, difference=paired_difference(values_a, values_b))
@@ -158,11 +152,7 @@ class PairVerdict:
             text += undecided
         else:
             text = f"not distinguishable on any metric used ({names(self.undecided)})"
-        unconverged = [f"{variant_label(m.key.variant)} seed {seed}" for m in (self.a, self.b)
-                       for seed in m.unconverged_seeds]
-        if unconverged:
-            text = f"provisional ({', '.join(unconverged)} failed the convergence test): {text}"
-        return f"{a} against {b}: {text}."
+        return f"{a} against {b}: {_provisional((self.a, self.b), text)}."
 
 
 def pair_verdict(a: ModelResults, b: ModelResults, columns: Iterable[MetricColumn]) -> PairVerdict:

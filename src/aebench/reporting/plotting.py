@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ matplotlib.use("Agg")  # no display on CI or the DVC machine; must precede any p
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from PIL import Image  # noqa: E402
 
 DPI = 100
@@ -38,10 +39,6 @@ INACTIVE_COLOR = "0.72"  # grey: a dimension below its threshold
 # Antialiased lines and colour maps come out of Agg in tens of thousands of shades; 64 keep every line, label
 # and map legible at about a third of the bytes of full RGB (the committed figures: 12 MB -> 4 MB).
 PALETTE_COLORS = 64
-
-
-def _always(_subject: Any) -> bool:
-    return True
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ class FigureSpec:
     title: str
     caption: Callable[..., str]  # the figure's inputs -> text quoting their numbers
     draw: Callable[..., Figure]
-    applies: Callable[[Any], bool] = _always
+    applies: Callable[[Any], bool] = lambda _key: True  # every model
 
     @property
     def filename(self) -> str:
@@ -87,6 +84,19 @@ def compact(image: Image.Image) -> Image.Image:
     return rgb.quantize(colors=PALETTE_COLORS, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
 
 
+def save_figures(specs: Iterable[FigureSpec], out_dir: str | Path, *inputs: Any,
+                 prefix: str = "") -> list[tuple[FigureSpec, Path]]:
+    """Draw each spec from `inputs` in the theme and save it as `<out_dir>/<prefix><name>.png`, in order."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    written = []
+    with theme():
+        for spec in specs:
+            path = Path(out_dir) / f"{prefix}{spec.filename}"
+            save_png(spec.draw(*inputs), path)
+            written.append((spec, path))
+    return written
+
+
 def save_png(fig: Figure, path: str | Path) -> None:
     rendered = io.BytesIO()
     fig.savefig(rendered, dpi=DPI, format="png")
@@ -108,18 +118,12 @@ def mosaic(images: np.ndarray, *, rows: int, cols: int) -> np.ndarray:
     return canvas
 
 
-def mosaic_size_px(canvas_shape: tuple[int, int], *, row_labels: bool) -> tuple[int, int]:
-    """(width, height) in pixels of the figure `mosaic_figure` draws around a canvas."""
-    height, width = canvas_shape
-    return width * PIXEL_SCALE + (LABEL_PX if row_labels else 0), height * PIXEL_SCALE + TITLE_PX
-
-
 def mosaic_figure(canvas: np.ndarray, *, title: str, row_labels: list[str] | None = None) -> Figure:
     """A canvas drawn pixel-exact (each image pixel a PIXEL_SCALE square), a title above, labels left."""
-    width_px, height_px = mosaic_size_px(canvas.shape, row_labels=row_labels is not None)
+    image_w, image_h = canvas.shape[1] * PIXEL_SCALE, canvas.shape[0] * PIXEL_SCALE
+    width_px, height_px = image_w + (LABEL_PX if row_labels is not None else 0), image_h + TITLE_PX
     fig = new_figure(width_px, height_px)
     left_px = LABEL_PX if row_labels else 0
-    image_w, image_h = canvas.shape[1] * PIXEL_SCALE, canvas.shape[0] * PIXEL_SCALE
     ax = fig.add_axes((left_px / width_px, 0, image_w / width_px, image_h / height_px))
     ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto")
     ax.set_axis_off()
@@ -136,3 +140,20 @@ def log_floor(values: np.ndarray, threshold: float) -> float:
     if positives.size == 0:
         return 1e-12
     return 10.0 ** (math.floor(math.log10(positives.min())) - 1)
+
+
+def mu_lines(ax, mu: np.ndarray, active: np.ndarray, *, widths: tuple[float, float]) -> None:
+    """Each dimension of mu (N, D) as a line across the N test images: the active ones coloured, with line
+    width widths[0], drawn over the grey inactive ones (widths[1])."""
+    palette = iter(sns.color_palette("husl", int(active.sum())))
+    for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
+        ax.plot(np.arange(len(mu)), mu[:, dim], color=next(palette) if active[dim] else INACTIVE_COLOR,
+                linewidth=widths[0] if active[dim] else widths[1], gid=f"dim {dim}")
+    ax.set_xlim(0, max(len(mu) - 1, 1))
+    ax.set_xlabel("test image")
+
+
+def activity_handles(active: str, inactive: str) -> list[Line2D]:
+    """Legend entries of `mu_lines`, labelled."""
+    return [Line2D([], [], color=sns.color_palette("husl", 1)[0], label=active),
+            Line2D([], [], color=INACTIVE_COLOR, label=inactive)]

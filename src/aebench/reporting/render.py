@@ -18,6 +18,7 @@ import html
 import os
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,7 @@ class Heading:
 
     @property
     def anchor(self) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", self.text.lower()).strip("-")
+        return _slug(self.text)
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,28 @@ def figure_link(text: str, path: str | Path) -> str:
     return f"[{text}]({FIGURE_TARGET}{Path(path).as_posix()})"
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def figure_anchor(path: str | Path) -> str:
-    return "fig-" + re.sub(r"[^a-z0-9]+", "-", Path(path).as_posix().lower()).strip("-")
+    return "fig-" + _slug(Path(path).as_posix())
+
+
+def _links(text: str, figure_target: Callable[[str], str], link: Callable[[str, str], str]) -> str:
+    """Each `[label](target)` of text as `link(label, target)`; a figure's target is `figure_target(its path)`."""
+    def one(match: re.Match) -> str:
+        label, where = match.groups()
+        if where.startswith(FIGURE_TARGET):
+            where = figure_target(where[len(FIGURE_TARGET):])
+        return link(label, where)
+
+    return LINK.sub(one, text)
 
 
 def _md_text(text: str, base: Path) -> str:
-    def target(match: re.Match) -> str:
-        label, where = match.groups()
-        if where.startswith(FIGURE_TARGET):
-            where = Path(os.path.relpath(where[len(FIGURE_TARGET):], base)).as_posix()
-        return f"[{label}]({where})"
-
-    return LINK.sub(target, text)
+    return _links(text, lambda path: Path(os.path.relpath(path, base)).as_posix(),
+                  lambda label, where: f"[{label}]({where})")
 
 
 def _md_cell(text: str, base: Path) -> str:
@@ -212,27 +223,18 @@ class _Page:
     def inline(self, text: str) -> str:
         """Escape text, then turn `code` spans into <code> and [text](target) into links."""
         escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
-
-        def link(match: re.Match) -> str:
-            label, where = match.groups()
-            if where.startswith(FIGURE_TARGET):
-                where = self.figure_target(where[len(FIGURE_TARGET):])
-            return f'<a href="{html.escape(where)}">{label}</a>'
-
-        return LINK.sub(link, escaped)
+        return _links(escaped, self.figure_target, lambda label, where: f'<a href="{html.escape(where)}">{label}</a>')
 
 
-class _Anchors:
-    """Unique ids for headings (two datasets can share a subsection title)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
-
-    def __call__(self, heading: Heading) -> str:
-        base = heading.anchor or "section"
-        count = self.seen.get(base, 0) + 1
-        self.seen[base] = count
-        return base if count == 1 else f"{base}-{count}"
+def _heading_ids(blocks: list[Block]) -> dict[int, str]:
+    """Block index -> a unique id for each heading (two datasets can share a subsection title)."""
+    ids, seen = {}, {}
+    for index, block in enumerate(blocks):
+        if isinstance(block, Heading):
+            base = block.anchor or "section"
+            seen[base] = seen.get(base, 0) + 1
+            ids[index] = base if seen[base] == 1 else f"{base}-{seen[base]}"
+    return ids
 
 
 def _table(table: Table, page: _Page) -> str:
@@ -302,8 +304,7 @@ def render_html(blocks: list[Block], *, title: str, html_path: str | Path | None
     Level-4 headings open a collapsible group (one per trained model) that stays
     open until the next heading of level 4 or above.
     """
-    anchors = _Anchors()
-    ids = {i: anchors(b) for i, b in enumerate(blocks) if isinstance(b, Heading)}
+    ids = _heading_ids(blocks)
     folder = Path(html_path).parent if html_path is not None else None
     page = _Page(embedded=frozenset(), folder=folder)
     page = _Page(embedded=frozenset(page.anchor(b.path) for b in blocks if isinstance(b, Figure)), folder=folder)
@@ -314,16 +315,12 @@ def render_html(blocks: list[Block], *, title: str, html_path: str | Path | None
         if isinstance(block, Heading):
             if in_group:
                 body.append("</details>")
-                in_group = False
-            if block.level == 4:
-                body.append(f'<details open id="{ids[index]}"><summary>{page.inline(block.text)}</summary>')
-                in_group = True
-                continue
-            body.append(f'<h{block.level} id="{ids[index]}">{page.inline(block.text)}</h{block.level}>')
+            in_group, text = block.level == 4, page.inline(block.text)
+            body.append(f'<details open id="{ids[index]}"><summary>{text}</summary>' if in_group
+                        else f'<h{block.level} id="{ids[index]}">{text}</h{block.level}>')
         else:
             body.append(_HTML[type(block)](block, page))
-        if not toc_done and isinstance(block, Paragraph):
-            # The contents follow the title and its first paragraph.
+        if not toc_done and isinstance(block, Paragraph):  # the contents follow the title and its first paragraph
             body.append(_toc(blocks, ids, page))
             toc_done = True
     if in_group:

@@ -10,6 +10,8 @@ same computation): they are in `reports/timings.md`.
 
 from __future__ import annotations
 
+import io
+import itertools
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from ruamel.yaml import YAML
 from aebench.common.config import Params, load_params
 from aebench.evaluation.metrics import METRIC_DOCS, SECOND_JUDGE_SAMPLES  # the schema module: no torch
 from aebench.reporting.claims import Claim, Outcome, Setup, architecture_decides, assess
-from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn
+from aebench.reporting.columns import COLUMN_BY_KEY, COLUMNS, MetricColumn, passing_columns
 from aebench.reporting.findings import PairVerdict, column_finding, comparison_table, findings, pair_verdict
 from aebench.reporting.labels import dataset_label, model_label, variant_label
 from aebench.reporting.render import Block, Bullets, Code, Figure, Heading, Paragraph, Table, figure_link
@@ -88,11 +90,12 @@ JUDGE_NAMES = {"samples": "CNN judge", SECOND_JUDGE_SAMPLES: "MLP judge"}
 
 
 def _judges(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """(metrics section, judge label, its ladder record) for the judge and, when recorded, the second judge."""
-    judges = [("samples", f"{metrics.get('architecture', 'cnn')} (the judge)", metrics)]
+    """(metrics section, judge label, its ladder checks by metric) for the judge and, when recorded, the second."""
+    judges = [("samples", f"{metrics.get('architecture', 'cnn')} (the judge)", metrics["sample_metric_validation"])]
     if "second_judge" in metrics:
-        judges.append((SECOND_JUDGE_SAMPLES, f"{metrics['second_judge']['architecture']} (second embedding)",
-                       metrics["second_judge"]))
+        second = metrics["second_judge"]
+        judges.append((SECOND_JUDGE_SAMPLES, f"{second['architecture']} (second embedding)",
+                       second["sample_metric_validation"]))
     return judges
 
 
@@ -100,11 +103,8 @@ def passing_pairs(classifier_metrics: dict[str, dict[str, Any]]) -> set[tuple[st
     """The (metrics section, sample-quality metric) pairs that ranked the ladder correctly on every dataset, each
     in the features of the judge its section holds (JUDGE_NAMES). A dataset without a judge's ladder passes none
     of that judge's pairs."""
-    per_dataset = [
-        {(section, name) for section, _, record in _judges(metrics)
-         for name, check in record["sample_metric_validation"].items() if check["passes"]}
-        for metrics in classifier_metrics.values()
-    ]
+    per_dataset = [{(section, name) for section, _, checks in _judges(metrics)
+                    for name, check in checks.items() if check["passes"]} for metrics in classifier_metrics.values()]
     return set.intersection(*per_dataset) if per_dataset else set()
 
 
@@ -136,8 +136,7 @@ def judged_column(section: str, metric: str, *, source: str = "prior") -> Metric
 
 def reported_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
     """COLUMNS without the sample-quality metrics that failed their validation: what findings are made of."""
-    passing = passing_quality_metrics(classifier_metrics)
-    return [c for c in COLUMNS if c.quality_metric is None or c.quality_metric in passing]
+    return passing_columns(passing_quality_metrics(classifier_metrics))
 
 
 # Shown in the table whatever its ladder result, with the result in its header: the one number most
@@ -147,19 +146,9 @@ MIXED_METRICS = ("frechet_distance",)
 
 def table_columns(classifier_metrics: dict[str, dict[str, Any]]) -> list[MetricColumn]:
     """`reported_columns` and the mixed measures that failed the ladder, their header saying so."""
-    passing = passing_quality_metrics(classifier_metrics)
-    return [
-        c if c.quality_metric is None or c.quality_metric in passing
-        else replace(c, name=f"{c.name} [mixed; fails the ladder]")
-        for c in COLUMNS
-        if c.quality_metric is None or c.quality_metric in passing or c.quality_metric in MIXED_METRICS
-    ]
-
-
-def _samples_figure():
-    from aebench.reporting.figures import MODEL_FIGURES
-
-    return next(figure for figure in MODEL_FIGURES if figure.name == "samples")
+    reported = reported_columns(classifier_metrics)
+    return [c if c in reported else replace(c, name=f"{c.name} [mixed; fails the ladder]")
+            for c in COLUMNS if c in reported or c.quality_metric in MIXED_METRICS]
 
 
 def _read_png(path: Path) -> bytes:
@@ -190,10 +179,16 @@ def introduction(inputs: ReportInputs) -> list[Block]:
     ]
 
 
+def _unconverged(results: list[ModelResults], *, on_dataset: bool) -> tuple[list[str], int]:
+    """The trained models that fail their convergence test ("VAE-30 seed 1"), and how many were trained."""
+    failed = [f"{model_label(r.key, on_dataset=on_dataset)} seed {seed}"
+              for r in results for seed in r.unconverged_seeds]
+    return failed, sum(len(r.replicates) for r in results)
+
+
 def convergence_summary(results: list[ModelResults]) -> str:
     """How many trained models pass the convergence test: the numbers below describe trained models only then."""
-    failed = [f"{model_label(r.key, on_dataset=True)} seed {seed}" for r in results for seed in r.unconverged_seeds]
-    total = sum(len(r.replicates) for r in results)
+    failed, total = _unconverged(results, on_dataset=True)
     if not failed:
         return (f"All {total} trained models pass the convergence test (\"Convergence of every model\", under the "
                 "findings): the numbers below describe trained models, not ones still moving.")
@@ -293,15 +288,15 @@ def convergence_blocks(inputs: ReportInputs) -> list[Block]:
         for replicate in results.replicates:
             test = replicate.metrics["convergence"]
             slope = "n/a" if test["slope"] is None else f"{test['slope']:+.3f}"
+            stable = ["yes" if test[k] else "no" for k in ("used_stable", "active_stable")]
             rows.append([model_label(results.key, on_dataset=True), str(replicate.seed), str(test["epochs"]), slope,
-                         f"{-test['tolerance_nats']:g}", _yes(test["used_stable"]), _yes(test["active_stable"]),
+                         f"{-test['tolerance_nats']:g}", *stable,
                          "passed" if test["converged"] else f"FAILED: {test['reason']}"])
-    failed = sum(len(r.unconverged_seeds) for r in inputs.results)
-    total = sum(len(r.replicates) for r in inputs.results)
+    failed, total = _unconverged(inputs.results, on_dataset=True)
     window = {r.metrics["convergence"]["window"] for m in inputs.results for r in m.replicates}
     return [
         Heading("Convergence of every model", 3),
-        Paragraph(f"{total - failed} of {total} trained models pass the convergence test "
+        Paragraph(f"{total - len(failed)} of {total} trained models pass the convergence test "
                   f"(`aebench.evaluation.convergence`, read from each history): over the last "
                   f"{' / '.join(map(str, sorted(window)))} epochs, the validation objective's least-squares slope "
                   "(nats/image per epoch) is not below minus the tolerance, and neither the used set (decoder-usage "
@@ -311,10 +306,6 @@ def convergence_blocks(inputs: ReportInputs) -> list[Block]:
         Table(header=["model", "seed", "epochs", "slope", "lowest slope allowed", "used set stable",
                       "active set stable", "test"], rows=rows, label_columns=2),
     ]
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def table_section(inputs: ReportInputs) -> list[Block]:
@@ -349,13 +340,13 @@ def validation_section(inputs: ReportInputs) -> list[Block]:
     rows, rungs, agreement = [], None, []
     for dataset, metrics in inputs.classifier_metrics.items():
         judges = _judges(metrics)
-        for _, judge, record in judges:
-            for name, check in record["sample_metric_validation"].items():
+        for _, judge, checks in judges:
+            for name, check in checks.items():
                 rungs = rungs or list(check["values"])
                 rows.append([dataset_label(dataset), "both judges" if name in BOTH_JUDGES else judge, name,
                              *(f"{check['values'][rung]:,.3f}" for rung in rungs), ladder_verdict(check)])
         if len(judges) == 2:
-            first, second = (record["sample_metric_validation"] for _, _, record in judges)
+            first, second = (checks for _, _, checks in judges)
             same = [name for name in first if name in second and first[name]["passes"] == second[name]["passes"]]
             differ = [name for name in first if name in second and name not in same]
             agreement.append(f"{dataset_label(dataset)}: the {judges[1][1]} gives the same verdict for "
@@ -400,11 +391,6 @@ def _pair_of(column: MetricColumn) -> tuple[str, str]:
     return column.key.split(".", 1)[0], column.quality_metric
 
 
-def _as_pair(column: MetricColumn) -> str:
-    """'coverage (MLP judge)' for a judged column, as the pairs used are listed (the section names the source)."""
-    return _pair_name(*_pair_of(column))
-
-
 def _pair_name(section: str, metric: str) -> str:
     return f"{metric} (both judges)" if metric in BOTH_JUDGES else f"{metric} ({JUDGE_NAMES[section]})"
 
@@ -437,17 +423,16 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
     """Which model's N(0, I) samples are better, at the largest latent size: decided only by the (metric, judge)
     pairs that passed the ladder on every dataset, the mixed Fréchet distance beside them with its result, and
     the sample grids."""
-    from aebench.reporting.figures import figure_path
+    from aebench.reporting.figures import figure_named, figure_path
 
-    samples_figure = _samples_figure()
+    samples_figure = figure_named("samples")
     passing = decisive_pairs(inputs.classifier_metrics)
     used = [_pair_name(section, name) for section in JUDGE_NAMES for name in sorted(
         name for judge, name in passing if judge == section)]
     opinions = sorted({_pair_name(section, name) for section, name in passing_pairs(inputs.classifier_metrics)
                        if name in JUDGE_OPINIONS})
     failing = [(dataset, judge, name, check) for dataset, metrics in inputs.classifier_metrics.items()
-               for _, judge, record in _judges(metrics)
-               for name, check in record["sample_metric_validation"].items() if not check["passes"]]
+               for _, judge, checks in _judges(metrics) for name, check in checks.items() if not check["passes"]]
     blocks: list[Block] = [
         Heading("Sample quality: whose samples are better", 2),
         Paragraph("Samples decoded from N(0, I), at the largest latent size. Every sample metric is measured in the "
@@ -474,7 +459,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
         verdicts = [pair_verdict(a, b, decisive) for i, a in enumerate(group) for b in group[i + 1:]]
         blocks += [Heading(f"{dataset_label(dataset)}, {group[0].key.latent_dim}-D latent", 3), Bullets(sentences),
                    Paragraph("Verdicts, from the pairs used and their paired 95% intervals:"),
-                   Bullets([verdict.sentence(name=_as_pair) for verdict in verdicts])]
+                   Bullets([v.sentence(name=lambda column: _pair_name(*_pair_of(column))) for v in verdicts])]
         if any(verdict.split for verdict in verdicts):
             blocks.append(Paragraph(split_explanation(verdicts, inputs.classifier_metrics.get(dataset, {}))))
         for results in group:
@@ -489,7 +474,7 @@ def samples_section(inputs: ReportInputs) -> list[Block]:
 def split_explanation(verdicts: list[PairVerdict], classifier_metrics: dict[str, Any]) -> str:
     """Why the metrics of a split verdict disagree: what each measures, and what it did on this dataset's ladder
     with sharp and saturated non-digits, so the grids can be read against it."""
-    records = {section: record["sample_metric_validation"] for section, _, record in _judges(classifier_metrics)}
+    records = {section: checks for section, _, checks in _judges(classifier_metrics)}
     parts = []
     columns = {c.column.key: c.column for v in verdicts if v.split for c in v.for_a + v.for_b}  # each once
     for column in columns.values():
@@ -526,7 +511,7 @@ def model_figures_section(inputs: ReportInputs) -> list[Block]:
         if results.key.dataset != dataset:
             dataset = results.key.dataset
             blocks.append(Heading(dataset_label(dataset), 3))
-        linked = {_samples_figure().name} if id(results) in in_samples else set()  # embedded under "Sample quality"
+        linked = {"samples"} if id(results) in in_samples else set()  # embedded under "Sample quality"
         blocks += model_blocks(results, inputs.params, inputs.figures_dir,
                                alt=model_label(results.key, on_dataset=True), linked=linked)
     return blocks
@@ -553,18 +538,13 @@ def model_blocks(results: ModelResults, params: Params, figures_root: Path, *, a
 
 def stated_setup(params_file: Path) -> str:
     """The profile file's header: what the article states, and what was assumed where it is silent."""
-    lines = []
-    for line in params_file.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.lstrip("# ").rstrip())
-    return " ".join(lines)
+    header = itertools.takewhile(lambda line: line.startswith("#"), params_file.read_text().splitlines())
+    return " ".join(line.lstrip("# ").rstrip() for line in header)
 
 
 def convergence_line(setup: Setup) -> str:
     """Whether every model of a profile passed its convergence test, and which did not."""
-    failed = [f"{model_label(m.key)} seed {seed}" for m in setup.results for seed in m.unconverged_seeds]
-    total = sum(len(m.replicates) for m in setup.results)
+    failed, total = _unconverged(setup.results, on_dataset=False)
     if not failed:
         return f"Convergence: all {total} models of this profile pass the convergence test."
     return (f"Convergence: PROVISIONAL, {len(failed)} of {total} models fail the convergence test "
@@ -640,8 +620,6 @@ def data_blocks(inputs: ReportInputs) -> list[Block]:
 def setup_section(inputs: ReportInputs) -> list[Block]:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = None
-    import io
-
     buffer = io.StringIO()
     yaml.dump(inputs.params.to_dict(), buffer)
     packages = [[name, version] for name, version in inputs.packages.items()]

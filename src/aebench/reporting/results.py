@@ -31,7 +31,6 @@ class LatentArrays:
     mu: np.ndarray  # (N, D) posterior means of the first N test images
     labels: np.ndarray  # (N,)
     activity: np.ndarray  # (D,) A_u over the whole test set
-    expost: dict[str, np.ndarray]  # source -> (M, D) codes drawn from the ex-post densities
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ def loss_terms(history: pd.DataFrame) -> list[str]:
 
 
 def read_latent(path: str | Path) -> LatentArrays:
-    """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,), `expost_<source>` (M, D)."""
+    """The evaluate stage's latent npz: `mu` (N, D), `labels` (N,), `activity` (D,) (its ex-post codes unread)."""
     path = Path(path)
     arrays = read_npz(path, error=ReportInputError, missing="latent arrays not found",
                       unreadable="unreadable latent file")
@@ -169,10 +168,7 @@ def read_latent(path: str | Path) -> LatentArrays:
         raise ReportInputError(
             f"{path}: expected mu (N > 0, D), labels (N,), activity (D,); got {mu.shape}, {labels.shape}, {activity.shape}"
         )
-    expost = {key.removeprefix("expost_"): value.astype(np.float32) for key, value in arrays.items()
-              if key.startswith("expost_")}
-    return LatentArrays(mu=mu.astype(np.float64), labels=labels.astype(np.int64),
-                        activity=activity.astype(np.float64), expost=expost)
+    return LatentArrays(mu=mu.astype(np.float64), labels=labels.astype(np.int64), activity=activity.astype(np.float64))
 
 
 def check_identity(path: str | Path, metrics: dict[str, Any], replicate: Replicate) -> None:
@@ -214,27 +210,24 @@ def load_results(params, roots: Roots, keys: list[ModelKey] | None = None) -> li
     ]
 
 
+def _per_dataset(datasets, folder: Path, *, what: str, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """`<folder>/<dataset>.json` of each dataset, refused when it lacks one of `keys`."""
+    found = {}
+    for dataset in datasets:
+        path = Path(folder) / f"{dataset}.json"
+        found[dataset] = read_json(path, what=what)
+        missing = [key for key in keys if key not in found[dataset]]
+        if missing:
+            raise ReportInputError(f"{path}: missing key {missing[0]}")
+    return found
+
+
 def load_data_infos(datasets, prepared_dir: Path) -> dict[str, dict[str, Any]]:
     """Each dataset's info JSON from `prepare`: checksums, split sizes, label counts."""
-    infos = {}
-    for dataset in datasets:
-        path = Path(prepared_dir) / f"{dataset}.json"
-        info = read_json(path, what="data info")
-        for key in ("files", "splits"):
-            if key not in info:
-                raise ReportInputError(f"{path}: missing key {key}")
-        infos[dataset] = info
-    return infos
+    return _per_dataset(datasets, prepared_dir, what="data info", keys=("files", "splits"))
 
 
 def load_classifier_metrics(datasets, classifiers_dir: Path) -> dict[str, dict[str, Any]]:
     """The sample classifier's metrics per dataset: accuracy, real-image confidence, the metric validation."""
-    found = {}
-    for dataset in datasets:
-        path = Path(classifiers_dir) / f"{dataset}.json"
-        metrics = read_json(path, what="classifier metrics")
-        for key in ("test_accuracy", "real_mean_confidence", "sample_metric_validation"):
-            if key not in metrics:
-                raise ReportInputError(f"{path}: missing key {key}")
-        found[dataset] = metrics
-    return found
+    return _per_dataset(datasets, classifiers_dir, what="classifier metrics",
+                        keys=("test_accuracy", "real_mean_confidence", "sample_metric_validation"))

@@ -69,6 +69,11 @@ class PairedDifference:
         return f"{self.mean:+,.{digits}f} [{self.low:+,.{digits}f}, {self.high:+,.{digits}f}]"
 
 
+def _half_width(sd: float, n: int) -> float:
+    """Half the width of the 95% Student t-interval of a mean of n values with sample sd `sd`."""
+    return stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1) * sd / math.sqrt(n)
+
+
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> PairedDifference:
     """The mean of b - a over paired seeds, with its 95% Student t-interval."""
     if len(a) != len(b) or not a:
@@ -77,7 +82,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> PairedDifferenc
     summary = summarize(differences)
     if summary.n < 2:
         return PairedDifference(mean=summary.mean, low=None, high=None, n=summary.n)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, df=summary.n - 1) * summary.sd / math.sqrt(summary.n)
+    half = _half_width(summary.sd, summary.n)
     return PairedDifference(mean=summary.mean, low=summary.mean - half, high=summary.mean + half, n=summary.n)
 
 
@@ -91,6 +96,6 @@ def seeds_needed(differences: Sequence[float], *, cap: int) -> int | None:
     if summary.sd is None or summary.mean == 0:
         return None
     for n in range(2, cap + 1):
-        if stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1) * summary.sd / math.sqrt(n) < abs(summary.mean):
+        if _half_width(summary.sd, n) < abs(summary.mean):
             return n
     return None

@@ -15,7 +15,6 @@ the seeds.
 
 from __future__ import annotations
 
-import json
 import math
 from functools import partial
 from pathlib import Path
@@ -33,7 +32,7 @@ from aebench.evaluation.metrics import METRICS, lookup
 from aebench.reporting.columns import COLUMN_BY_KEY, MISSING
 from aebench.reporting.compare import LABEL_BOX, draw_isolines, panel_grid
 from aebench.reporting.labels import variant_label
-from aebench.reporting.plotting import PALETTE, FigureSpec, save_png, theme
+from aebench.reporting.plotting import PALETTE, FigureSpec, save_figures
 from aebench.reporting.render import Block, Bullets, Heading, Paragraph, Table
 from aebench.reporting.results import read_metrics
 from aebench.reporting.statistics import summarize
@@ -115,10 +114,6 @@ def experiments_frame(exp_show: list[dict[str, Any]], *, params_file: str, metri
     return pd.DataFrame(list(rows.values()))
 
 
-def read_exp_show(path: Path) -> list[dict[str, Any]]:
-    return json.loads(Path(path).read_text())
-
-
 def _spread(frame: pd.DataFrame, key: str, digits: int = 2) -> str:
     values = frame[key].dropna().tolist()
     return f"{summarize(values).format(digits)} (n = {len(values)})" if values else "n/a"
@@ -193,7 +188,7 @@ def summary_table(frame: pd.DataFrame) -> Table:
         converged = f"{passed} of {len(group)}" + ("" if passed == len(group) else " (provisional)")
         rows.append([variant_label(point), weights, "n/a" if math.isnan(gamma) else f"{gamma:g}",
                      str(len(group)), converged]
-                    + [_spread(group, key) if group[key].notna().any() else "n/a" for key in keys])
+                    + [_spread(group, key) for key in keys])  # n/a where no seed has a value
     return Table(header=["point", "beta", "gamma", "seeds n", "converged", *keys], rows=rows, label_columns=5,
                  css_class="comparison", caption="Mean ± sd over the seeds; nats/image for rate, distortion, -ELBO "
                  "and IW NLL; probe accuracy as a fraction; n/a where the AE defines no density. Converged: the "
@@ -249,11 +244,6 @@ def sweep_line(frame: pd.DataFrame, weight: str) -> pd.DataFrame:
     other = OTHER_WEIGHT[weight]
     rows = frame[np.isclose(frame[other], VAE_WEIGHTS[other]) & frame[weight].notna()]
     return rows.sort_values([weight, "seed"], kind="stable")
-
-
-def _references(frame: pd.DataFrame) -> pd.DataFrame:
-    """The reference rows (the AE): no weights at all."""
-    return frame[frame["beta"].isna() & frame["gamma"].isna()]
 
 
 def _point_means(rows: pd.DataFrame, weight: str, keys: list[str]) -> pd.DataFrame:
@@ -315,7 +305,8 @@ def against_weight(frame: pd.DataFrame, metric_keys: list[str], *, weight: str, 
     line at their mean where the metric has a value for them.
     """
     _check_frame(frame, metric_keys)
-    rows, references = sweep_line(frame, weight), _references(frame)
+    rows = sweep_line(frame, weight)
+    references = frame[frame["beta"].isna() & frame["gamma"].isna()]  # the AE: no weights at all
     other = OTHER_WEIGHT[weight]
     color = SWEEP_COLORS[weight]
     fig, axes = panel_grid("sweep_weight", len(metric_keys))
@@ -385,10 +376,4 @@ SWEEP_FIGURES = (
 
 def draw_sweep_figures(frame: pd.DataFrame, out_dir: Path) -> list[tuple[FigureSpec, Path]]:
     """Write every figure of SWEEP_FIGURES as `<out_dir>/<name>.png`; (spec, path) in registry order."""
-    written = []
-    with theme():
-        for spec in SWEEP_FIGURES:
-            path = Path(out_dir) / spec.filename
-            save_png(spec.draw(frame), path)
-            written.append((spec, path))
-    return written
+    return save_figures(SWEEP_FIGURES, out_dir, frame)
