@@ -86,7 +86,7 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_hash(folder: Path, files: dict[str, Path]) -> str:
+def folder_hash(files: dict[str, Path]) -> str:
     """DVC 3's hash of a folder output: the md5 of its listing, [{"md5", "relpath"}] sorted by relpath as sorted-key
     JSON, with ".dir" appended. For an output kept out of the cache (`cache: false`), whose listing DVC does not
     store, it is the only way to check the folder against the lock."""
@@ -110,7 +110,7 @@ def tampered(workspace: Path, lock_name: str) -> list[str]:
                         if file.is_file() and not ignored.match_file(file.relative_to(workspace).as_posix())}
                        if where.is_dir() else {})
             if not listing.is_file():  # an output committed to Git (`cache: false`), or one not pulled
-                if present and (found := folder_hash(where, present)) != output.md5:
+                if present and (found := folder_hash(present)) != output.md5:
                     lines.append(f"{path} ({output.stage}): the workspace folder hashes to {found}, {lock_name} "
                                  f"records {output.md5} (its listing is not in the DVC cache to name the file)")
                 continue
