@@ -93,8 +93,11 @@ mlflow-ui: install
 	@$(BIN)/python -m aebench.common.tracking --params params.yaml --url http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
 
+# One pytest worker per core (pytest-xdist); a test module runs whole on one worker, so its module-scoped
+# fixtures (a tiny pipeline each) are built once. `make test TEST_WORKERS=0` runs the suite in this process.
+TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 dag:
 	$(BIN)/dvc dag dvc.yaml
