@@ -6,6 +6,19 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# Markers of tests that run a tiny pipeline, a cluster or a browser: minutes where the others take seconds.
+HEAVY_MARKERS = ("smoke", "browser")
+
+
+def pytest_collection_modifyitems(items):
+    """Modules holding a heavy test run first, each module's tests in their own order.
+
+    `make test` hands whole modules to its workers in this order: starting the
+    long ones first lets the workers finish together instead of one waiting on
+    the last pipeline.
+    """
+    heavy = {item.module.__name__ for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKERS)}
+    items.sort(key=lambda item: item.module.__name__ not in heavy)  # stable: the order within a module stays
 
 
 @pytest.fixture(autouse=True)
