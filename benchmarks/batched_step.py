@@ -134,11 +134,12 @@ def main() -> None:
         shape = (WARM_UP + args.steps, count, batch, 1, 28, 28)
         batches = (torch.rand(shape, generator=torch.Generator().manual_seed(0)) ** 3).to(device)  # mostly dark, as digits are
         for variant in params.variants:
-            loop_seconds, loop_losses = timed(one_by_one(build(params, variant, args.latent, count, device), params.train.lr), batches, device)
+            models = build(params, variant, args.latent, count, device)
+            loop_seconds, loop_losses = timed(one_by_one(models, params.train.lr), batches, device)
             stack_seconds, stack_losses = timed(stacked(build(params, variant, args.latent, count, device), params.train.lr), batches, device)
             line = (f"{count} x {variant}: {loop_seconds / count * 1e3:.2f} ms per model-step one by one, "
                     f"{stack_seconds / count * 1e3:.2f} stacked ({loop_seconds / stack_seconds:.2f}x)")
-            if not build(params, variant, args.latent, 1, device)[0].stochastic:
+            if not models[0].stochastic:
                 line += f"; losses after {WARM_UP + args.steps} steps differ by at most {(loop_losses - stack_losses).abs().max().item():.2e}"
             print(line, flush=True)
 
