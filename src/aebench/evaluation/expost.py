@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.mixture import GaussianMixture
 
 DEFAULT_COMPONENTS = 10  # the paper's GMM
 REG_COVAR = 1e-6  # scikit-learn's default; on O(1) codes a constant dimension is drawn with std 1e-3
@@ -65,6 +64,8 @@ def _fit_gaussian(codes: np.ndarray, *, components: int, seed: int) -> ExpostDen
 def _fit_gmm(codes: np.ndarray, *, components: int, seed: int) -> ExpostDensity:
     if components > len(codes):
         raise ValueError(f"a {components}-component mixture needs at least {components} codes, got {len(codes)}")
+    from sklearn.mixture import GaussianMixture  # here, not at the top: see the probe's import
+
     mixture = GaussianMixture(
         n_components=components, covariance_type="full", reg_covar=REG_COVAR, max_iter=MAX_ITER, random_state=seed
     ).fit(codes)

@@ -14,10 +14,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 PROBE_METHOD = "logistic_regression"
 # L-BFGS iterations: enough for 30-D means of 10 classes to converge (it stops earlier when they do).
@@ -42,6 +38,13 @@ def linear_probe(
     All 55 000 train-split means are used: L-BFGS on 30-D features takes a few
     seconds, so no subsampling is needed.
     """
+    # Imported here, as in expost and geometry: the evaluate stage's own process loads this module only to
+    # check its inputs, and scikit-learn costs it 2 s of start-up; its workers import it once, at their first probe.
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITERATIONS))
     with warnings.catch_warnings():
         # A probe that stops at MAX_ITERATIONS still gives a usable accuracy.
