@@ -284,8 +284,9 @@ def open_run(store: Store, spec: RunSpec) -> TrackedRun:
 
     client = store.client()
     try:
+        experiment_id = client.get_experiment_by_name(store.experiment).experiment_id  # open_store made it
         continued = None
-        for run in find_runs(store, spec.find) if spec.find is not None else []:
+        for run in _tagged_runs(client, experiment_id, spec.find) if spec.find is not None else []:
             if continued is None and (spec.reusable is None or spec.reusable(run)):
                 continued = run
             elif run.info.status == "RUNNING":
@@ -294,7 +295,6 @@ def open_run(store: Store, spec: RunSpec) -> TrackedRun:
             if continued.info.status != "RUNNING":
                 client.update_run(continued.info.run_id, status="RUNNING")
             return TrackedRun(client, continued.info.run_id, resumed=True)
-        experiment_id = client.get_experiment_by_name(store.experiment).experiment_id
         run = client.create_run(experiment_id, run_name=spec.run_name, tags=dict(spec.tags))
     except MlflowException as err:
         raise TrackingError(f"MLflow store {store.uri}: {_first_line(err)}") from None
@@ -343,10 +343,12 @@ def find_runs(store: Store, tags: Mapping[str, str]) -> list[Any]:
     """Runs of the experiment carrying all `tags`, newest first."""
     client = store.client()
     experiment = client.get_experiment_by_name(store.experiment)
-    if experiment is None:
-        return []
+    return [] if experiment is None else _tagged_runs(client, experiment.experiment_id, tags)
+
+
+def _tagged_runs(client: Any, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
     query = " and ".join(f"tags.`{key}` = '{_quoted(value)}'" for key, value in tags.items())
-    return client.search_runs([experiment.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+    return client.search_runs([experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
 
 
 # --- the store and its experiment --------------------------------------------
