@@ -159,7 +159,8 @@ def train_stacked(
     """Train `models` (one config but the seed) together; for each, what `train_replicate` returns and writes.
 
     Models resumed after different epochs (a kill between two models' resume files) train in groups of equal
-    progress, one group after the other. Each model's `epoch_seconds` are the wall times of the stacked epochs.
+    progress, one group after the other. A model's `epoch_seconds` are its share of each stacked epoch's wall
+    time (divided by the models stacked), so that summed over the models they are the time the training took.
     """
     stream = stream or sys.stderr
     check_stackable(models, labels)
@@ -178,8 +179,8 @@ def train_stacked(
             train_images=train_images, device=device, stream=stream,
         )
         for i in group:
-            epoch_seconds[i] = seconds
-    return [training.finish(list(seconds)) for (training, _), seconds in zip(started, epoch_seconds)]
+            epoch_seconds[i] = [wall / len(group) for wall in seconds]
+    return [training.finish(seconds) for (training, _), seconds in zip(started, epoch_seconds)]
 
 
 def _train_together(
