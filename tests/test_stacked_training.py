@@ -44,17 +44,18 @@ def label(seed: int) -> str:
     return f"model-seed{seed}"
 
 
-def alone(variant, data, folder: Path, seed: int, *, stream=None) -> tuple[TrainingResult, TrainingPaths]:
+def alone(variant, data, folder: Path, seed: int, *, stream=None, device=CPU) -> tuple[TrainingResult, TrainingPaths]:
     paths = paths_in(folder / f"seed-{seed}")
     result = train_replicate(make_model(config(variant, seed)), train_images=data[0], val_images=data[1],
-                             paths=paths, device=CPU, label=label(seed), stream=stream or io.StringIO())
+                             paths=paths, device=device, label=label(seed), stream=stream or io.StringIO())
     return result, paths
 
 
-def stacked(variant, data, folder: Path, *, seeds=SEEDS, stream=None) -> tuple[list[TrainingResult], list[TrainingPaths]]:
+def stacked(variant, data, folder: Path, *, seeds=SEEDS, stream=None,
+            device=CPU) -> tuple[list[TrainingResult], list[TrainingPaths]]:
     paths = [paths_in(folder / f"seed-{seed}") for seed in seeds]
     results = train_stacked([make_model(config(variant, seed)) for seed in seeds], train_images=data[0],
-                            val_images=data[1], paths=paths, device=CPU, labels=[label(s) for s in seeds],
+                            val_images=data[1], paths=paths, device=device, labels=[label(s) for s in seeds],
                             stream=stream or io.StringIO())
     return results, paths
 
@@ -87,6 +88,20 @@ def test_stacked_training_gives_each_model_its_unbatched_history_and_weights(dat
         assert_same_training(result, path, expected, expected_paths)
         assert load_model(path.checkpoint).config == config(variant, seed)
     assert results[0].history[-1]["train_loss"] != results[1].history[-1]["train_loss"]  # each its own seed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("variant", ["ae", "vae"])
+def test_on_a_gpu_stacked_training_reruns_to_the_same_bytes_and_gives_the_unbatched_results(data, tmp_path, variant):
+    """Where the stage uses it: the noise generators on the device, fused Adam on CUDA."""
+    gpu = torch.device("cuda")
+    first, paths = stacked(variant, data, tmp_path / "first", device=gpu)
+    again, again_paths = stacked(variant, data, tmp_path / "again", device=gpu)
+    for one, other in zip(paths, again_paths):
+        assert one.checkpoint.read_bytes() == other.checkpoint.read_bytes()
+    for seed, result, path in zip(SEEDS, first, paths):
+        expected, expected_paths = alone(variant, data, tmp_path / "alone", seed, device=gpu)
+        assert_same_training(result, path, expected, expected_paths)
 
 
 @pytest.mark.parametrize("variant", ["ae", "vae"])
