@@ -128,10 +128,10 @@ def main() -> None:
             models = build(params, variant, args.latent, count, device)
             loop_seconds, loop_losses = timed(one_by_one(models, params.train.lr), batches, device)
             stack_seconds, stack_losses = timed(stacked(build(params, variant, args.latent, count, device), params.train.lr), batches, device)
+            difference = (loop_losses - stack_losses).abs().max().item()
             print(f"{count} x {variant}: {loop_seconds / count * 1e3:.2f} ms per model-step one by one, "
                   f"{stack_seconds / count * 1e3:.2f} stacked ({loop_seconds / stack_seconds:.2f}x); losses after "
-                  f"{WARM_UP + args.steps} steps differ by at most {(loop_losses - stack_losses).abs().max().item():.2e}",
-                  flush=True)
+                  f"{WARM_UP + args.steps} steps differ by at most {difference:.2e}", flush=True)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,8 @@ def test_models_resumed_after_different_epochs_train_in_turn_to_the_same_result(
 
 def test_models_of_different_shapes_are_refused_in_one_line_naming_the_model_and_key(data, tmp_path):
     models = [make_model(config("vae", 0, latent_dim=2)), make_model(config("vae", 1, latent_dim=3))]
-    with pytest.raises(ValueError, match=r"cannot train model-seed1 stacked with model-seed0: .* latent_dim \(3 against 2\)") as caught:
+    refusal = r"cannot train model-seed1 stacked with model-seed0: .* latent_dim \(3 against 2\)"
+    with pytest.raises(ValueError, match=refusal) as caught:
         train_stacked(models, train_images=data[0], val_images=data[1], paths=[paths_in(tmp_path / "a"),
                       paths_in(tmp_path / "b")], device=CPU, labels=[label(0), label(1)], stream=io.StringIO())
     assert "\n" not in str(caught.value)
