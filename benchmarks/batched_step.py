@@ -3,19 +3,21 @@
 The study trains one model per process: on a CPU that fills one core each,
 but on a GPU a 784-256-128-30 MLP at batch 128 leaves the device mostly idle.
 This measures the alternative before anyone builds it into the train stage:
-the N models of a stage (seeds, or variants on one backbone) with their
+the N models of a stage (the seeds of one model) with their
 parameters stacked (`torch.func.stack_module_state`), one forward and
 backward for all of them through `torch.func.vmap` over the project's own
 objective (`Autoencoder.loss_terms`, called by `functional_call`), and one
-fused Adam step over the stacked tensors. Adam is elementwise, so the
+fused Adam step over the stacked tensors: what the train stage does on a GPU
+(`aebench.training.stacked`). Adam is elementwise, so the
 stacked step is each model's own step; each model draws its own batch.
 
 It prints, per variant, milliseconds per model and step one by one and
-stacked, their ratio, and for the deterministic objective the largest
-difference between the per-model losses of the two paths after `--steps`
-steps on the same batches (the stacked path must train the same models; the
-stochastic objectives draw their noise differently under vmap, so only
-their timing is compared). On CUDA (used when present) the clock waits for
+stacked, their ratio, and the largest difference between the per-model
+losses of the two paths after `--steps` steps on the same batches (the
+stacked path must train the same models): each model draws its noise from
+its own generator, seeded alike in both paths, and the stacked path passes
+it in as the train stage does (`aebench.training.stacked.StackedModels`,
+whose stacked loss this measures). On CUDA (used when present) the clock waits for
 the device. Run it on the GPU of a lent device machine, e.g.
 
     python benchmarks/batched_step.py params.yaml --latent 30 --models 3 9 --steps 50
@@ -27,41 +29,34 @@ study's workers run); GPU times are wall times.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
 
 from aebench.common.config import load_params
 from aebench.common.layout import ModelKey
 from aebench.models.autoencoder import Autoencoder, build_model, model_config
+from aebench.training.stacked import StackedModels
 
 WARM_UP = 3  # steps before the clock starts (first-call allocations)
 
 
-class _Loss(nn.Module):
-    """A model whose forward is its training loss, so that `functional_call` can swap in stacked weights."""
-
-    def __init__(self, model: Autoencoder) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.loss_terms(x)["loss"]
+def noise_generators(count: int, device: torch.device) -> list[torch.Generator]:
+    """One noise generator per model, seeded alike for both paths."""
+    return [torch.Generator(device=device).manual_seed(seed) for seed in range(count)]
 
 
 def one_by_one(models: list[Autoencoder], lr: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """A step function training each model in turn on its own batch: batches (N, B, ...) -> losses (N,)."""
     optimizers = [torch.optim.Adam(m.parameters(), lr=lr, fused=True) for m in models]
+    generators = noise_generators(len(models), next(models[0].parameters()).device)
 
     def step(batches: torch.Tensor) -> torch.Tensor:
         losses = []
-        for model, optimizer, batch in zip(models, optimizers, batches):
-            loss = model.loss_terms(batch)["loss"]
+        for model, optimizer, generator, batch in zip(models, optimizers, generators, batches):
+            loss = model.loss_terms(batch, generator=generator)["loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -73,17 +68,13 @@ def one_by_one(models: list[Autoencoder], lr: float) -> Callable[[torch.Tensor],
 
 def stacked(models: list[Autoencoder], lr: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """The same step for all models at once: stacked weights, one vmapped forward and backward, one Adam step."""
-    params, buffers = stack_module_state([_Loss(m) for m in models])
-    optimizer = torch.optim.Adam(params.values(), lr=lr, fused=True)
-    base = _Loss(copy.deepcopy(models[0])).to("meta")  # only its structure is used; the weights come from params
-
-    def loss(model_params: dict, model_buffers: dict, batch: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, (model_params, model_buffers), (batch,))
-
-    batched_loss = vmap(loss, randomness="different")
+    stack = StackedModels(models)
+    optimizer = torch.optim.Adam(stack.params.values(), lr=lr, fused=True)
+    generators = noise_generators(len(models), next(models[0].parameters()).device)
 
     def step(batches: torch.Tensor) -> torch.Tensor:
-        losses = batched_loss(params, buffers, batches)  # (N,): the models are independent, so
+        noise = stack.draw_noise(batches.shape[1], generators)  # each model's eps from its own generator
+        losses = stack.loss_terms(batches, noise)["loss"]  # (N,): the models are independent, so
         optimizer.zero_grad(set_to_none=True)  # the gradient of their sum is each one's own
         losses.sum().backward()
         optimizer.step()
@@ -137,11 +128,10 @@ def main() -> None:
             models = build(params, variant, args.latent, count, device)
             loop_seconds, loop_losses = timed(one_by_one(models, params.train.lr), batches, device)
             stack_seconds, stack_losses = timed(stacked(build(params, variant, args.latent, count, device), params.train.lr), batches, device)
-            line = (f"{count} x {variant}: {loop_seconds / count * 1e3:.2f} ms per model-step one by one, "
-                    f"{stack_seconds / count * 1e3:.2f} stacked ({loop_seconds / stack_seconds:.2f}x)")
-            if not models[0].stochastic:
-                line += f"; losses after {WARM_UP + args.steps} steps differ by at most {(loop_losses - stack_losses).abs().max().item():.2e}"
-            print(line, flush=True)
+            difference = (loop_losses - stack_losses).abs().max().item()
+            print(f"{count} x {variant}: {loop_seconds / count * 1e3:.2f} ms per model-step one by one, "
+                  f"{stack_seconds / count * 1e3:.2f} stacked ({loop_seconds / stack_seconds:.2f}x); losses after "
+                  f"{WARM_UP + args.steps} steps differ by at most {difference:.2e}", flush=True)
 
 
 if __name__ == "__main__":

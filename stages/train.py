@@ -4,7 +4,10 @@ Writes, per latent size D and seed s, `<models>/<dataset>/<variant>/latent-<D>/s
 and the per-epoch history beside it under `<history>`; wall times and the
 MLflow run id go to `<runinfo>` (not hashed by DVC). Without --dataset and
 --variant it trains every model of the params file (a replicate profile).
-The replicates run side by side, one process per core (aebench.common.parallel).
+On the CPU the replicates run side by side, one process per core
+(aebench.common.parallel); on a GPU, one after another in this process, the
+seeds of one model (dataset, variant, latent size) trained together as one
+stacked model (aebench.training.stacked), unless its network has dropout.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
 from aebench.common.files import check_writable, file_sha256, workspace_of
-from aebench.common.layout import Replicate, selected_keys
+from aebench.common.layout import ModelKey, Replicate, selected_keys
 from aebench.common.parallel import Jobs
 from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
@@ -81,6 +84,48 @@ def train_job(job: TrainJob) -> TrainingResult:
     )
 
 
+def job_groups(jobs: list[TrainJob], *, device_type: str) -> list[tuple[TrainJob, ...]]:
+    """The jobs as `train_group` takes them: one by one on the CPU (a process per core); on a GPU the seeds of
+    one model (one dataset, variant and latent size: identical shapes) together, to train stacked."""
+    if device_type == "cpu":
+        return [(job,) for job in jobs]
+    groups: dict[ModelKey, list[TrainJob]] = {}
+    for job in jobs:
+        groups.setdefault(job.replicate.key, []).append(job)
+    return [tuple(group) for group in groups.values()]
+
+
+def train_group(group: tuple[TrainJob, ...]) -> list[TrainingResult]:
+    """The group's replicates, one result each: trained stacked when there are several and their network draws
+    no dropout (`aebench.training.stacked`), else one by one as `train_job`."""
+    import torch
+
+    from aebench.common.runtime import seed_everything
+    from aebench.data.prepared import load_prepared
+    from aebench.models.autoencoder import build_model
+    from aebench.training.stacked import stackable, train_stacked
+    from aebench.training.trainer import TrainingPaths
+
+    if len(group) == 1:
+        return [train_job(group[0])]
+    models = []
+    for job in group:
+        seed_everything(job.replicate.seed)  # each model's initial weights, as train_job draws them
+        models.append(build_model(job.config))
+    if not stackable(models[0]):  # dropout draws from the global RNG: each model trained as train_job seeds it
+        return [train_job(job) for job in group]
+    data = load_prepared(group[0].data)
+    return train_stacked(
+        models,
+        train_images=data.split("train")[0],
+        val_images=data.split("val")[0],
+        paths=[TrainingPaths(checkpoint=job.checkpoint, history=job.history, resume=job.resume) for job in group],
+        device=torch.device(group[0].device),
+        labels=[job.replicate.name for job in group],
+        data_fingerprint=group[0].data_sha256,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
@@ -109,8 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
     progress = StageProgress(total=len(jobs), label="train")
+    groups = job_groups(jobs, device_type=device.type)
     # Leaving the block ends every run its job did not finish: KILLED on Ctrl-C or SIGTERM, FAILED otherwise.
-    with Jobs(train_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed, \
+    with Jobs(train_group, groups, device_type=device.type, name=group_name) as completed, \
             OpenRuns() as open_runs:
         # While the workers start: the MLflow store, and one run per replicate.
         store = open_store(params.mlflow.tracking_uri, params.mlflow.experiment, workspace=workspace)
@@ -122,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             ))
             for job in jobs
         }
-        for job, result in completed:
+        for job, result in ((job, result) for group, results in completed for job, result in zip(group, results)):
             tracked = runs[job.replicate]
             finish_training_run(tracked, result, checkpoint=job.checkpoint)
             write_runinfo(runinfo[job.replicate], {
@@ -134,6 +180,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{job.replicate.name}: {len(result.history)} epochs, val_loss {last['val_loss']:.2f} "
                   f"nats/image, {sum(result.epoch_seconds):.1f} s -> {job.checkpoint}", file=sys.stderr)
             progress.job_done(job.replicate.name)
+
+
+def group_name(group: tuple[TrainJob, ...]) -> str:
+    return ", ".join(job.replicate.name for job in group)
 
 
 def run_tags(job: TrainJob, commit: str, params_file: Path) -> dict[str, str]:

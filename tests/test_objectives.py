@@ -162,6 +162,27 @@ def test_the_model_trains_its_variants_objective_with_its_weights(images):
         assert torch.equal(via_model[name], direct[name]), name
 
 
+def test_given_the_noise_its_generator_would_draw_kl_split_returns_the_same_terms_bit_for_bit(vae, images):
+    """What stacked training relies on: eps drawn outside (`draw_noise`) and passed in changes no bit."""
+    drawn = kl_split(vae, images, beta=1.0, gamma=1.0, generator=seeded(5))
+    noise = vae.draw_noise(len(images), generator=seeded(5))
+    assert noise.shape == (3, 8, 4)  # (mc_samples, B, D)
+    given = kl_split(vae, images, beta=1.0, gamma=1.0, noise=noise)
+    via_model = vae.loss_terms(images, noise=noise)
+    assert drawn.keys() == given.keys() == via_model.keys()
+    for name in drawn:
+        assert torch.equal(given[name], drawn[name]), name
+        assert torch.equal(via_model[name], drawn[name]), name
+    other = kl_split(vae, images, beta=1.0, gamma=1.0, noise=vae.draw_noise(len(images), generator=seeded(6)))
+    assert not torch.equal(other["recon"], drawn["recon"])  # the noise given is the noise used
+
+
+def test_a_deterministic_objective_draws_no_noise(images):
+    ae = make_model(tiny_config("ae", latent_dim=4))
+    assert ae.draw_noise(len(images), generator=seeded(5)) is None
+    assert torch.equal(ae.loss_terms(images, noise=None)["loss"], deterministic(ae, images)["loss"])
+
+
 def test_mean_and_variance_penalties_sum_to_the_kl(vae, images):
     terms = kl_split(vae, images, beta=0.3, gamma=0.7, generator=seeded(5))
     mu, logvar = vae.encode(images)

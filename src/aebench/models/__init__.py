@@ -9,7 +9,7 @@ API (what training, evaluation and figures use):
   [0, 1], mu/logvar (B, D) and logvar None for a deterministic code;
   `decode(z)` for z (..., D) -> the likelihood's parameters (..., 1, 28, 28);
   `decode_images(z)` -> pixel means in [0, 1]; `loss_terms(x, generator=)` ->
-  {term: scalar}; derived from its config: `variant`, `latent_dim`,
+  {term: scalar} (or `noise=` its `draw_noise(B, generator=)` drew); derived from its config: `variant`, `latent_dim`,
   `objective`, `stochastic`, `likelihood`, `mc_samples`.
 - `objectives`: the objective functions side by side, `OBJECTIVES`,
   `check_variant`, and the Gaussian pieces `gaussian_kl`,

@@ -21,7 +21,7 @@ from aebench.common.errors import ConfigError
 from aebench.common.layout import Replicate
 from aebench.models.backbones import INITIALISERS, PIXEL_MEAN_DECODERS, build_backbone
 from aebench.models.likelihood import PixelLikelihood, pixel_likelihood
-from aebench.models.objectives import OBJECTIVES, Objective, check_variant
+from aebench.models.objectives import OBJECTIVES, Objective, check_variant, standard_noise
 
 
 def model_config(params: Params, replicate: Replicate) -> dict[str, Any]:
@@ -125,9 +125,23 @@ class Autoencoder(nn.Module):
         mu, _ = self.encode(x)
         return self.decode_images(mu)
 
-    def loss_terms(self, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        """This model's objective on target images x (B, 1, 28, 28): {term: scalar}, nats per image."""
-        return self.objective.function(self, x, generator=generator, **self.weights)
+    def loss_terms(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """This model's objective on target images x (B, 1, 28, 28): {term: scalar}, nats per image.
+
+        A stochastic objective draws its noise from `generator`, or uses `noise`, what `draw_noise` drew.
+        """
+        return self.objective.function(self, x, generator=generator, noise=noise, **self.weights)
+
+    def draw_noise(self, batch_size: int, *, generator: torch.Generator | None) -> torch.Tensor | None:
+        """The eps (mc_samples, batch_size, D) that `loss_terms` draws from `generator` for a batch of that size,
+        the same draw; None for a deterministic objective, which draws nothing."""
+        if not self.stochastic:
+            return None
+        head = self.mean_head.weight  # mu's device and dtype
+        shape = torch.Size((batch_size, self.latent_dim))
+        return standard_noise(self.mc_samples, shape, generator=generator, device=head.device, dtype=head.dtype)
 
 
 def build_model(config: dict[str, Any]) -> Autoencoder:

@@ -57,31 +57,59 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
+def standard_noise(
+    samples: int, shape: torch.Size, *, generator: torch.Generator | None, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """eps ~ N(0, I) of shape (samples, *shape): the draw `reparameterize` makes for mu of that shape."""
+    return torch.randn((samples, *shape), generator=generator, device=device, dtype=dtype)
+
+
 def reparameterize(
-    mu: torch.Tensor, logvar: torch.Tensor, samples: int, *, generator: torch.Generator | None = None
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    samples: int,
+    *,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """z = mu + sigma * eps with eps ~ N(0, I): (B, D) -> (samples, B, D).
 
     An explicit generator (on the tensors' device) makes the noise reproducible
-    without touching the global RNG.
+    without touching the global RNG. Given `noise` (samples, B, D), eps is that
+    instead of a draw: under `torch.func.vmap` (models trained stacked,
+    `aebench.training.stacked`) a per-model generator cannot draw, so each
+    model's eps is drawn outside, with `standard_noise`, and passed in.
     """
-    eps = torch.randn((samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = noise if noise is not None else standard_noise(
+        samples, mu.shape, generator=generator, device=mu.device, dtype=mu.dtype
+    )
     return mu + (0.5 * logvar).exp() * eps
 
 
-def deterministic(model, x: torch.Tensor, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """The AE: a deterministic code z = f(x); reconstruction only, no regulariser."""
+def deterministic(
+    model, x: torch.Tensor, *, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """The AE: a deterministic code z = f(x); reconstruction only, no regulariser (it draws no noise)."""
     mu, _ = model.encode(x)
     recon = model.likelihood.nll(model.decode(mu), x).mean()
     return {"loss": recon, "recon": recon}
 
 
 def kl_split(
-    model, x: torch.Tensor, *, beta: float, gamma: float, generator: torch.Generator | None = None
+    model,
+    x: torch.Tensor,
+    *,
+    beta: float,
+    gamma: float,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Sampled reconstruction plus beta * (mean part + gamma * variance part) of the KL to N(0, I)."""
+    """Sampled reconstruction plus beta * (mean part + gamma * variance part) of the KL to N(0, I).
+
+    `noise`, when given, is the eps (k, B, D) of the k samples (see `reparameterize`).
+    """
     mu, logvar = model.encode(x)  # (B, D) each
-    z = reparameterize(mu, logvar, model.mc_samples, generator=generator)  # (k, B, D)
+    z = reparameterize(mu, logvar, model.mc_samples, generator=generator, noise=noise)  # (k, B, D)
     recon = model.likelihood.nll(model.decode(z), x).mean()  # over the k samples and the batch
     mean_part, variance_part = gaussian_kl_parts(mu, logvar)
     mu_penalty, variance_penalty = mean_part.sum(-1).mean(), variance_part.sum(-1).mean()
@@ -95,6 +123,9 @@ def kl_split(
     }
 
 
+NOT_WEIGHTS = ("generator", "noise")  # keyword-only parameters every objective takes, that a variant does not give
+
+
 @dataclass(frozen=True)
 class Objective:
     function: Callable[..., dict[str, torch.Tensor]]
@@ -102,9 +133,9 @@ class Objective:
 
     @property
     def weights(self) -> tuple[str, ...]:
-        """The keyword-only parameters a variant must give (the generator is not a weight)."""
+        """The keyword-only parameters a variant must give (the noise and its generator are not weights)."""
         parameters = inspect.signature(self.function).parameters.values()
-        return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "generator")
+        return tuple(p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in NOT_WEIGHTS)
 
 
 OBJECTIVES: dict[str, Objective] = {

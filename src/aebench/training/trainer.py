@@ -82,6 +82,98 @@ def resume_key(config: dict[str, Any], data_fingerprint: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+@dataclass
+class ReplicateTraining:
+    """One model's training between epochs: everything its resume file holds but the optimizer's state.
+
+    `train_replicate` drives one; `aebench.training.stacked` drives several at once, so both paths start,
+    record their epochs, save their resume files and finish in the same way, with the same bytes.
+    """
+
+    model: Autoencoder
+    paths: TrainingPaths
+    key: str  # what the resume file must match (`resume_key`)
+    data_generator: torch.Generator  # permutations and dynamic binarization, on the CPU
+    noise_generator: torch.Generator  # reparameterization noise, on the training device
+    val_targets: torch.Tensor  # (N, 1, 28, 28) on the device: the same images every epoch
+    history: list[dict[str, float]]
+
+    @property
+    def seed(self) -> int:
+        return self.model.config["seed"]
+
+    def record_epoch(self, epoch: int, train_terms: dict[str, float]) -> dict[str, float]:
+        """The epoch's history row (training terms, then the model now on the validation images), appended."""
+        model, seed = self.model, self.seed
+        val_terms = evaluate_terms(model, self.val_targets, seed=seed)
+        row: dict[str, float] = {"epoch": epoch}
+        row.update({f"train_{name}": value for name, value in train_terms.items()})
+        row.update({f"val_{name}": value for name, value in val_terms.items()})
+        row.update(validation_activity(model, self.val_targets))
+        row.update(validation_usage(model, self.val_targets[:USAGE_IMAGES], seed=seed))
+        self.history.append(row)
+        return row
+
+    def save_progress(self, optimizer_state: dict[str, Any]) -> None:
+        """The history so far and the resume file, with `optimizer_state` (a single model's Adam state_dict)."""
+        write_history(self.paths.partial_history, self.history)
+        save_resume(
+            self.paths.resume, key=self.key, model=self.model, optimizer_state=optimizer_state, history=self.history,
+            data_generator=self.data_generator, noise_generator=self.noise_generator,
+        )
+
+    def finish(self, epoch_seconds: list[float]) -> TrainingResult:
+        """The history and the checkpoint into their outputs; the resume state removed."""
+        paths = self.paths
+        write_history(paths.history, self.history)  # also when a resume file already held every epoch
+        save_checkpoint(paths.checkpoint, self.model, epochs_done=len(self.history))
+        checkpoint_sha256 = file_sha256(paths.checkpoint)
+        paths.resume.unlink(missing_ok=True)
+        paths.partial_history.unlink(missing_ok=True)
+        return TrainingResult(history=self.history, epoch_seconds=epoch_seconds, checkpoint_sha256=checkpoint_sha256)
+
+
+def start_training(
+    model: Autoencoder,
+    *,
+    val_images: torch.Tensor,
+    paths: TrainingPaths,
+    device: torch.device,
+    data_fingerprint: str,
+    label: str,
+    stream: TextIO,
+) -> tuple[ReplicateTraining, dict[str, Any] | None]:
+    """The model on `device`, its generators seeded and, from a matching resume file, the model, generators and
+    history restored; with the optimizer state to load (None for a fresh start)."""
+    config = model.config
+    seed, mode = config["seed"], config["data"]["binarize"]
+    model.to(device)
+    training = ReplicateTraining(
+        model=model,
+        paths=paths,
+        key=resume_key(config, data_fingerprint),
+        data_generator=generator(seed, "data"),
+        noise_generator=generator(seed, "noise", device),
+        val_targets=fixed_targets(val_images, mode, seed=seed, split="val").to(device),
+        history=[],
+    )
+    state = load_resume(paths.resume, training.key, stream=stream)
+    if state is None:
+        return training, None
+    model.load_state_dict(state["model"])
+    training.data_generator.set_state(state["data_generator"])
+    training.noise_generator.set_state(state["noise_generator"])
+    training.history = state["history"]
+    print(f"{label}: resuming from {paths.resume} after epoch {len(training.history)}", file=stream)
+    return training, state["optimizer"]
+
+
+def adam(parameters, *, lr: float, device: torch.device) -> torch.optim.Adam:
+    """The optimizer of every training."""
+    # The fused kernel updates all parameters in one pass: ~6x faster steps than the per-tensor loop on CPU.
+    return torch.optim.Adam(parameters, lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 @flushing_subnormals
 def train_replicate(
     model: Autoencoder,
@@ -96,62 +188,52 @@ def train_replicate(
 ) -> TrainingResult:
     """Train `model` per its config; train_images, val_images: float (N, 1, 28, 28) in [0, 1] on the CPU."""
     stream = stream or sys.stderr
-    config = model.config
-    seed, settings = config["seed"], config["train"]
-    mode = config["data"]["binarize"]
-    key = resume_key(config, data_fingerprint)
-
-    model.to(device)
-    # The fused kernel updates all parameters in one pass: ~6x faster steps than the per-tensor loop on CPU.
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"], fused=device.type in ("cpu", "cuda"))
-    data_generator = generator(seed, "data")  # permutations and dynamic binarization
-    noise_generator = generator(seed, "noise", device)  # reparameterization noise
-    val_targets = fixed_targets(val_images, mode, seed=seed, split="val").to(device)  # the same images every epoch
-
-    history: list[dict[str, float]] = []
-    state = load_resume(paths.resume, key, stream=stream)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        data_generator.set_state(state["data_generator"])
-        noise_generator.set_state(state["noise_generator"])
-        history = state["history"]
-        print(f"{label}: resuming from {paths.resume} after epoch {len(history)}", file=stream)
+    settings = model.config["train"]
+    training, optimizer_state = start_training(
+        model, val_images=val_images, paths=paths, device=device, data_fingerprint=data_fingerprint, label=label,
+        stream=stream,
+    )
+    optimizer = adam(model.parameters(), lr=settings["lr"], device=device)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
 
     epochs = settings["epochs"]
     epoch_seconds: list[float] = []
-    progress = make_progress(epochs=epochs, first_epoch=len(history), label=label, stream=stream)
+    progress = make_progress(epochs=epochs, first_epoch=len(training.history), label=label, stream=stream)
     try:
-        for epoch in range(len(history) + 1, epochs + 1):
+        for epoch in range(len(training.history) + 1, epochs + 1):
             started = time.perf_counter()
             train_terms = _train_epoch(
-                model, optimizer, train_images, mode=mode, batch_size=settings["batch_size"],
-                drop_last=settings["drop_last"], epoch=epoch, data_generator=data_generator,
-                noise_generator=noise_generator, device=device, progress=progress,
+                model, optimizer, train_images, mode=model.config["data"]["binarize"],
+                batch_size=settings["batch_size"], drop_last=settings["drop_last"], epoch=epoch,
+                data_generator=training.data_generator, noise_generator=training.noise_generator, device=device,
+                progress=progress,
             )
-            val_terms = evaluate_terms(model, val_targets, seed=seed)
-            row: dict[str, float] = {"epoch": epoch}
-            row.update({f"train_{name}": value for name, value in train_terms.items()})
-            row.update({f"val_{name}": value for name, value in val_terms.items()})
-            row.update(validation_activity(model, val_targets))
-            row.update(validation_usage(model, val_targets[:USAGE_IMAGES], seed=seed))
-            history.append(row)
+            row = training.record_epoch(epoch, train_terms)
             epoch_seconds.append(time.perf_counter() - started)
-            write_history(paths.partial_history, history)
-            save_resume(
-                paths.resume, key=key, model=model, optimizer=optimizer, history=history,
-                data_generator=data_generator, noise_generator=noise_generator,
-            )
+            training.save_progress(optimizer.state_dict())
             progress.end_epoch(epoch, row, seconds=epoch_seconds[-1])
     finally:
         progress.close()
+    return training.finish(epoch_seconds)
 
-    write_history(paths.history, history)  # also when a resume file already held every epoch
-    save_checkpoint(paths.checkpoint, model, epochs_done=len(history))
-    checkpoint_sha256 = file_sha256(paths.checkpoint)
-    paths.resume.unlink(missing_ok=True)
-    paths.partial_history.unlink(missing_ok=True)
-    return TrainingResult(history=history, epoch_seconds=epoch_seconds, checkpoint_sha256=checkpoint_sha256)
+
+def epoch_data(
+    images: torch.Tensor, *, mode: str, data_generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An epoch's targets (N, 1, 28, 28) (fresh binary pixels with `dynamic`) and order (N,), on `device`."""
+    targets = binarize(images, generator=data_generator) if mode == "dynamic" else images  # (N, 1, 28, 28)
+    order = torch.randperm(len(images), generator=data_generator)
+    return targets.to(device), order.to(device)
+
+
+def steps_per_epoch(images: int, *, batch_size: int, drop_last: bool) -> int:
+    """How many batches an epoch has; TrainingDiverged when drop_last leaves none."""
+    steps = images // batch_size if drop_last else math.ceil(images / batch_size)
+    if steps == 0:
+        raise TrainingDiverged(f"train.batch_size {batch_size} exceeds the {images} training images "
+                               "and train.drop_last drops the only batch")
+    return steps
 
 
 def _train_epoch(
@@ -170,13 +252,8 @@ def _train_epoch(
 ) -> dict[str, float]:
     """One pass over the shuffled split; returns each term's mean over the images seen (nats per image)."""
     model.train()
-    targets = binarize(images, generator=data_generator) if mode == "dynamic" else images  # (N, 1, 28, 28)
-    order = torch.randperm(len(images), generator=data_generator)
-    targets, order = targets.to(device), order.to(device)
-    steps = len(images) // batch_size if drop_last else math.ceil(len(images) / batch_size)
-    if steps == 0:
-        raise TrainingDiverged(f"train.batch_size {batch_size} exceeds the {len(images)} training images "
-                               "and train.drop_last drops the only batch")
+    targets, order = epoch_data(images, mode=mode, data_generator=data_generator, device=device)
+    steps = steps_per_epoch(len(images), batch_size=batch_size, drop_last=drop_last)
     progress.start_epoch(epoch, steps)
     sums: dict[str, torch.Tensor] = {}
     seen = 0
@@ -189,7 +266,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
-        _accumulate(sums, terms, len(batch))
+        accumulate(sums, terms, len(batch))
         seen += len(batch)
         progress.step(loss)
     return {name: total.item() / seen for name, total in sums.items()}
@@ -204,7 +281,7 @@ def evaluate_terms(model: Autoencoder, targets: torch.Tensor, *, seed: int) -> d
     sums: dict[str, torch.Tensor] = {}
     for start in range(0, len(targets), VAL_BATCH):
         batch = targets[start : start + VAL_BATCH]
-        _accumulate(sums, model.loss_terms(batch, generator=noise), len(batch))
+        accumulate(sums, model.loss_terms(batch, generator=noise), len(batch))
     model.train(was_training)
     return {name: total.item() / len(targets) for name, total in sums.items()}
 
@@ -238,7 +315,8 @@ def validation_usage(model: Autoencoder, targets: torch.Tensor, *, seed: int) ->
     return {dimension_column(USAGE_PREFIX, u): float(v) for u, v in enumerate(usage)}
 
 
-def _accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], count: int) -> None:
+def accumulate(sums: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], count: int) -> None:
+    """Add each term times `count` (the images it averages) to `sums`; terms of any shape (stacked: (N,))."""
     # Summed on the device in float64: no host sync per step, no drift over 430 steps.
     for name, value in terms.items():
         weighted = value.detach().double() * count
@@ -259,7 +337,7 @@ def save_resume(
     *,
     key: str,
     model: Autoencoder,
-    optimizer: torch.optim.Optimizer,
+    optimizer_state: dict[str, Any],
     history: list[dict[str, float]],
     data_generator: torch.Generator,
     noise_generator: torch.Generator,
@@ -268,7 +346,7 @@ def save_resume(
         "format": RESUME_FORMAT,
         "key": key,
         "model": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state,
         "data_generator": data_generator.get_state(),
         "noise_generator": noise_generator.get_state(),
         "history": history,
