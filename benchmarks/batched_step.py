@@ -2,7 +2,7 @@
 
 The study trains one model per process: on a CPU that fills one core each,
 but on a GPU a 784-256-128-30 MLP at batch 128 leaves the device mostly idle.
-This measures the alternative before anyone builds it into the train stage:
+This measures what training them together buys:
 the N models of a stage (the seeds of one model) with their
 parameters stacked (`torch.func.stack_module_state`), one forward and
 backward for all of them through `torch.func.vmap` over the project's own
@@ -39,6 +39,7 @@ from aebench.common.config import load_params
 from aebench.common.layout import ModelKey
 from aebench.models.autoencoder import Autoencoder, build_model, model_config
 from aebench.training.stacked import StackedModels
+from aebench.training.trainer import adam
 
 WARM_UP = 3  # steps before the clock starts (first-call allocations)
 
@@ -50,8 +51,9 @@ def noise_generators(count: int, device: torch.device) -> list[torch.Generator]:
 
 def one_by_one(models: list[Autoencoder], lr: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """A step function training each model in turn on its own batch: batches (N, B, ...) -> losses (N,)."""
-    optimizers = [torch.optim.Adam(m.parameters(), lr=lr, fused=True) for m in models]
-    generators = noise_generators(len(models), next(models[0].parameters()).device)
+    device = next(models[0].parameters()).device
+    optimizers = [adam(m.parameters(), lr=lr, device=device) for m in models]
+    generators = noise_generators(len(models), device)
 
     def step(batches: torch.Tensor) -> torch.Tensor:
         losses = []
@@ -69,8 +71,9 @@ def one_by_one(models: list[Autoencoder], lr: float) -> Callable[[torch.Tensor],
 def stacked(models: list[Autoencoder], lr: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """The same step for all models at once: stacked weights, one vmapped forward and backward, one Adam step."""
     stack = StackedModels(models)
-    optimizer = torch.optim.Adam(stack.params.values(), lr=lr, fused=True)
-    generators = noise_generators(len(models), next(models[0].parameters()).device)
+    device = next(models[0].parameters()).device
+    optimizer = adam(stack.params.values(), lr=lr, device=device)
+    generators = noise_generators(len(models), device)
 
     def step(batches: torch.Tensor) -> torch.Tensor:
         noise = stack.draw_noise(batches.shape[1], generators)  # each model's eps from its own generator
