@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
@@ -28,17 +29,9 @@ from aebench.common.runinfo import write_runinfo
 from aebench.common.runtime import generator, resolve_device, seed_everything
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.data.official import dataset_spec
-from aebench.data.prepared import load_prepared
-from aebench.evaluation.classifier import (
-    JUDGE,
-    SECOND_JUDGE,
-    TARGET_ACCURACY,
-    SampleClassifier,
-    accuracy,
-    save_classifier,
-    train_classifier,
-)
-from aebench.evaluation.sample_quality import check_precision_recall_k, reference, validate_sample_metrics
+
+if TYPE_CHECKING:
+    from aebench.evaluation.classifier import SampleClassifier
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = params.classifier
     runinfo = args.runinfo / "classifier" / f"{spec.name}.json"
     check_writable([args.out, args.metrics, runinfo])
+    # The judges' code loads torch (about 3 s): only now, so that a refused input above costs under a second.
+    from aebench.data.prepared import load_prepared
+    from aebench.evaluation.classifier import (JUDGE, SECOND_JUDGE, TARGET_ACCURACY, accuracy, save_classifier,
+                                               train_classifier)
+    from aebench.evaluation.sample_quality import check_precision_recall_k, reference, validate_sample_metrics
+
     device = resolve_device(params.device)
     one_thread()  # as every job: the judges' bytes must not depend on the core count or on what ran before
     data = load_prepared(args.data)

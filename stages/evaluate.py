@@ -32,14 +32,7 @@ from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
 from aebench.common.tracking import open_store, preflight, resolve_tracking_uri
-from aebench.evaluation.classifier import load_classifier, load_second_judge
 from aebench.evaluation.convergence import Convergence, history_convergence
-from aebench.evaluation.figure_pixels import check_figures_fit_data
-from aebench.evaluation.tracking import log_evaluation, training_run_id
-from aebench.data.prepared import load_prepared
-from aebench.evaluation.runner import check_settings_fit_data
-from aebench.models.autoencoder import model_config
-from aebench.models.checkpoint import check_checkpoint_config, load_model
 from aebench.training.progress import StageProgress
 
 
@@ -133,8 +126,25 @@ def main(argv: list[str] | None = None) -> None:
     workspace = workspace_of(args.params)
     keys = selected_keys(params, dataset=args.dataset, variant=args.variant, latent_dim=args.latent_dim)
     replicates = [key.replicate(seed) for key in keys for seed in params.seeds]
+    # Every input is checked before any computation, and nothing is written until all is computed: first what
+    # needs no torch (histories, outputs, the MLflow server), so that a refused one costs well under a second...
+    convergence = {r: model_convergence(r.path(args.history, ".csv"), params) for r in replicates}
+    outputs = {r: (r.path(args.metrics, ".json"), r.path(args.latent, ".npz"),
+                   r.path(args.latent, FIGURE_PIXELS_SUFFIX) if r.seed == params.seeds[0] else None)
+               for r in replicates}
+    runinfo = {r: r.path(args.runinfo / "evaluate", ".json") for r in replicates}
+    check_writable([path for paths in outputs.values() for path in paths if path] + list(runinfo.values()))
+    preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
+    # ...then the checkpoints, classifiers and data, which the model code reads: it loads torch (about 3 s).
+    from aebench.data.prepared import load_prepared
+    from aebench.evaluation.classifier import load_classifier, load_second_judge
+    from aebench.evaluation.figure_pixels import check_figures_fit_data
+    from aebench.evaluation.runner import check_settings_fit_data
+    from aebench.evaluation.tracking import log_evaluation, training_run_id
+    from aebench.models.autoencoder import model_config
+    from aebench.models.checkpoint import check_checkpoint_config, load_model
+
     device = resolve_device(params.device)
-    # Every input is checked before any computation, and nothing is written until all is computed.
     for replicate in replicates:
         checkpoint = replicate.path(args.models, ".pt")
         check_checkpoint_config(checkpoint, model_config(params, replicate))
@@ -151,22 +161,15 @@ def main(argv: list[str] | None = None) -> None:
         data = load_prepared(args.prepared / f"{dataset}.npz")
         check_settings_fit_data(params.evaluate, data)
         check_figures_fit_data(params.figures, len(data.labels["test"]))
-    convergence = {r: model_convergence(r.path(args.history, ".csv"), params) for r in replicates}
     jobs = [
         EvaluateJob(
             replicate=r, checkpoint=r.path(args.models, ".pt"), data=args.prepared / f"{r.key.dataset}.npz",
-            classifier=args.classifiers / f"{r.key.dataset}.pt", metrics=r.path(args.metrics, ".json"),
-            latent=r.path(args.latent, ".npz"),
-            figure_pixels=r.path(args.latent, FIGURE_PIXELS_SUFFIX) if r.seed == params.seeds[0] else None,
-            settings=params.evaluate, figures=params.figures,
+            classifier=args.classifiers / f"{r.key.dataset}.pt", metrics=outputs[r][0], latent=outputs[r][1],
+            figure_pixels=outputs[r][2], settings=params.evaluate, figures=params.figures,
             convergence=convergence[r], device=str(device),
         )
         for r in replicates
     ]
-    runinfo = {r: r.path(args.runinfo / "evaluate", ".json") for r in replicates}
-    check_writable([path for job in jobs for path in (job.metrics, job.latent, job.figure_pixels) if path]
-                   + list(runinfo.values()))
-    preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
     progress = StageProgress(total=len(jobs), label="evaluate")
     with Jobs(evaluate_job, jobs, device_type=device.type, name=lambda job: job.replicate.name) as completed:

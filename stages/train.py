@@ -18,6 +18,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aebench.common.cli import run_stage
 from aebench.common.config import load_params
@@ -28,10 +29,10 @@ from aebench.common.runinfo import write_runinfo
 from aebench.common.stage_item import add_item_argument, resolve_item
 from aebench.common.runtime import resolve_device
 from aebench.common.tracking import REPLICATE_TAG, OpenRuns, git_commit, open_store, preflight, resolve_tracking_uri
-from aebench.models.autoencoder import model_config
 from aebench.training.progress import StageProgress
-from aebench.training.tracking import finish_training_run, open_training_run
-from aebench.training.trainer import TrainingResult, resume_key
+
+if TYPE_CHECKING:
+    from aebench.training.trainer import TrainingResult
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -132,26 +133,33 @@ def main(argv: list[str] | None = None) -> None:
     workspace = workspace_of(args.params)
     keys = selected_keys(params, dataset=args.dataset, variant=args.variant, latent_dim=args.latent_dim)
     replicates = [key.replicate(seed) for key in keys for seed in params.seeds]
-    # Everything that can be checked is checked before any training: configs, inputs, outputs, the MLflow server.
-    configs = {replicate: model_config(params, replicate) for replicate in replicates}
-    device = resolve_device(params.device)
+    # Everything that can be checked is checked before any training: first what needs no torch (inputs, outputs,
+    # the MLflow server), so that a refused one costs the stage well under a second...
     data_sha256 = {}
     for dataset in {key.dataset for key in keys}:
         path = args.prepared / f"{dataset}.npz"
         if not path.is_file():
             raise FileNotFoundError(2, "prepared data not found (run `dvc repro prepare`)", str(path))
         data_sha256[dataset] = file_sha256(path)
+    outputs = {r: (r.path(args.models, ".pt"), r.path(args.history, ".csv"), r.path(args.resume, ".pt"))
+               for r in replicates}
+    runinfo = {r: r.path(args.runinfo / "train", ".json") for r in replicates}
+    check_writable([path for paths in outputs.values() for path in paths] + list(runinfo.values()))
+    preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
+    # ...then each model's config, which the model code checks: it loads torch (about 3 s).
+    from aebench.models.autoencoder import model_config
+    from aebench.training.tracking import finish_training_run, open_training_run
+    from aebench.training.trainer import resume_key
+
+    device = resolve_device(params.device)
     jobs = [
         TrainJob(
-            replicate=r, config=configs[r], data=args.prepared / f"{r.key.dataset}.npz",
-            data_sha256=data_sha256[r.key.dataset], checkpoint=r.path(args.models, ".pt"),
-            history=r.path(args.history, ".csv"), resume=r.path(args.resume, ".pt"), device=str(device),
+            replicate=r, config=model_config(params, r), data=args.prepared / f"{r.key.dataset}.npz",
+            data_sha256=data_sha256[r.key.dataset], checkpoint=outputs[r][0], history=outputs[r][1],
+            resume=outputs[r][2], device=str(device),
         )
         for r in replicates
     ]
-    runinfo = {r: r.path(args.runinfo / "train", ".json") for r in replicates}
-    check_writable([path for job in jobs for path in (job.checkpoint, job.history, job.resume)] + list(runinfo.values()))
-    preflight(resolve_tracking_uri(params.mlflow.tracking_uri, workspace))
 
     progress = StageProgress(total=len(jobs), label="train")
     groups = job_groups(jobs, device_type=device.type)

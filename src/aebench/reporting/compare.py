@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -28,7 +27,7 @@ from aebench.evaluation.activity import active_units_curve, default_thresholds
 from aebench.evaluation.usage_split import usage_shares
 from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn, passing_columns
 from aebench.reporting.labels import dataset_label, joined, model_label, variant_label
-from aebench.reporting.plotting import (PALETTE, FigureSpec, activity_handles, log_floor, mu_lines, new_figure,
+from aebench.reporting.plotting import (PALETTE, FigureSpec, palette_colors, activity_handles, log_floor, mu_lines, new_figure,
                                         save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult
 
@@ -87,7 +86,7 @@ def _sizes(results: list[ModelResults]) -> list[int]:
 
 def _variant_colors(results: list[ModelResults]) -> dict[str, tuple]:
     variants = _variants(results)
-    return dict(zip(variants, sns.color_palette(PALETTE, len(variants)), strict=True))
+    return dict(zip(variants, palette_colors(PALETTE, len(variants)), strict=True))
 
 
 def _of_size(results: list[ModelResults], size: int) -> list[ModelResults]:
@@ -179,7 +178,7 @@ def _metrics_panel(ax: Axes, column: MetricColumn, results: list[ModelResults], 
 def metrics_figure(results: list[ModelResults], context: CompareContext) -> Figure:
     dataset, sizes = _dataset(results), _sizes(results)
     columns = passing_columns(context.passed_quality_metrics)
-    colors = dict(zip(sizes, sns.color_palette(SIZE_PALETTE, len(sizes)), strict=True))
+    colors = dict(zip(sizes, palette_colors(SIZE_PALETTE, len(sizes)), strict=True))
     fig, axes = panel_grid("metrics", len(columns), margins_px=METRIC_MARGINS_PX)
     for ax, column in zip(axes, columns, strict=True):
         _metrics_panel(ax, column, results, colors)

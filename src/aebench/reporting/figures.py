@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
@@ -29,7 +28,8 @@ from aebench.common.layout import FIGURE_PIXELS_SUFFIX, ModelKey
 from aebench.evaluation.metrics import SAMPLE_SOURCES
 from aebench.reporting.labels import class_names, joined, model_label, variant_label
 from aebench.reporting.plotting import (INACTIVE_COLOR, PALETTE, PIXEL_SCALE, TILE_GAP, FigureSpec, activity_handles,
-                                        log_floor, mosaic, mosaic_figure, mu_lines, new_figure, save_figures)
+                                        log_floor, mosaic, mosaic_figure, mu_lines, new_figure, palette_colors,
+                                        save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult, ReportInputError, Roots, loss_terms
 
 IMAGE_SIDE = 28  # pixels of an MNIST image
@@ -131,7 +131,7 @@ def loss_curves_caption(results: ModelResults, params: Params) -> str:
 def draw_loss_curves(inputs: FigureInputs) -> Figure:
     results = inputs.results
     terms = loss_terms(results.first.history)
-    colors = dict(zip(("train", "val"), sns.color_palette(PALETTE, 2), strict=True))
+    colors = dict(zip(("train", "val"), palette_colors(PALETTE, 2), strict=True))
     fig = _chart("loss_curves")
     axes = fig.subplots(1, len(terms), squeeze=False)[0]
     for ax, term in zip(axes, terms, strict=True):
@@ -321,7 +321,7 @@ def draw_activity_bars(inputs: FigureInputs) -> Figure:
     first = inputs.results.first
     activity, shares = first.vector("latent.activity"), first.vector("latent.usage_share")
     au, ut = _threshold(first, "latent.au_threshold"), _threshold(first, "latent.usage_threshold")
-    palette = sns.color_palette(PALETTE)
+    palette = palette_colors(PALETTE)
     fig = _chart("activity_bars")
     left, right = fig.subplots(1, 2)
     _bars(left, activity, au, activity > au, palette[0])
@@ -461,7 +461,7 @@ def _label_map(inputs: FigureInputs, chart: str, coords: np.ndarray, labels: np.
                what: str) -> Figure:
     """Points (N, 2) coloured by their class label, named on the axes and in the title."""
     names = class_names(inputs.key.dataset)
-    colors = sns.color_palette("tab10", len(names))
+    colors = palette_colors("tab10", len(names))
     fig = _chart(chart)
     ax = fig.subplots()
     for label in sorted(set(labels.tolist())):

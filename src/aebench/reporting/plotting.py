@@ -24,7 +24,6 @@ import matplotlib
 matplotlib.use("Agg")  # no display on CI or the DVC machine; must precede any pyplot import
 
 import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -62,9 +61,22 @@ class FigureSpec:
         return f"{self.name}.png"
 
 
+def palette_colors(palette: str, count: int | None = None) -> list[tuple[float, float, float]]:
+    """`count` RGB colours of a seaborn palette (the palette's own number when None).
+
+    seaborn is imported here and in `theme` only, when a figure is drawn: it loads scipy.stats (about 1 s),
+    which a stage need not pay before its inputs are checked.
+    """
+    import seaborn as sns
+
+    return sns.color_palette(palette, count)
+
+
 @contextlib.contextmanager
 def theme() -> Iterator[None]:
     """Seaborn's whitegrid look for everything drawn inside, restored afterwards."""
+    import seaborn as sns
+
     style = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.9)}
     with matplotlib.rc_context(style):
         yield
@@ -145,7 +157,7 @@ def log_floor(values: np.ndarray, threshold: float) -> float:
 def mu_lines(ax, mu: np.ndarray, active: np.ndarray, *, widths: tuple[float, float]) -> None:
     """Each dimension of mu (N, D) as a line across the N test images: the active ones coloured, with line
     width widths[0], drawn over the grey inactive ones (widths[1])."""
-    palette = iter(sns.color_palette("husl", int(active.sum())))
+    palette = iter(palette_colors("husl", int(active.sum())))
     for dim in sorted(range(mu.shape[1]), key=lambda d: active[d]):
         ax.plot(np.arange(len(mu)), mu[:, dim], color=next(palette) if active[dim] else INACTIVE_COLOR,
                 linewidth=widths[0] if active[dim] else widths[1], gid=f"dim {dim}")
@@ -155,5 +167,5 @@ def mu_lines(ax, mu: np.ndarray, active: np.ndarray, *, widths: tuple[float, flo
 
 def activity_handles(active: str, inactive: str) -> list[Line2D]:
     """Legend entries of `mu_lines`, labelled."""
-    return [Line2D([], [], color=sns.color_palette("husl", 1)[0], label=active),
+    return [Line2D([], [], color=palette_colors("husl", 1)[0], label=active),
             Line2D([], [], color=INACTIVE_COLOR, label=inactive)]

@@ -24,8 +24,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
 CONFIDENCE = 0.95
 
 
@@ -71,6 +69,8 @@ class PairedDifference:
 
 def _half_width(sd: float, n: int) -> float:
     """Half the width of the 95% Student t-interval of a mean of n values with sample sd `sd`."""
+    from scipy import stats  # here, not at the top: scipy.stats takes about 1 s to load, and stages check first
+
     return stats.t.ppf(0.5 + CONFIDENCE / 2, df=n - 1) * sd / math.sqrt(n)
 
 

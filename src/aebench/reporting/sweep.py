@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullLocator
@@ -32,7 +31,7 @@ from aebench.evaluation.metrics import METRICS, lookup
 from aebench.reporting.columns import COLUMN_BY_KEY, MISSING
 from aebench.reporting.compare import LABEL_BOX, draw_isolines, panel_grid
 from aebench.reporting.labels import variant_label
-from aebench.reporting.plotting import PALETTE, FigureSpec, save_figures
+from aebench.reporting.plotting import PALETTE, FigureSpec, palette_colors, save_figures
 from aebench.reporting.render import Block, Bullets, Heading, Paragraph, Table
 from aebench.reporting.results import read_metrics
 from aebench.reporting.statistics import summarize
@@ -224,8 +223,12 @@ VAE_WEIGHTS = {"beta": 1.0, "gamma": 1.0}
 OTHER_WEIGHT = {"beta": "gamma", "gamma": "beta"}
 SYMBOLS = {"beta": "β", "gamma": "γ"}
 WEIGHT_LABELS = {"beta": "β (weight of the whole KL)", "gamma": "γ (weight of the entropy part)"}
-SWEEP_COLORS = dict(zip(VAE_WEIGHTS, sns.color_palette(PALETTE, 2), strict=True))
 FRAME_COLUMNS = ("point", "beta", "gamma", "seed")
+
+
+def sweep_colors() -> dict[str, tuple[float, float, float]]:
+    """Each sweep's colour, by the weight it varies."""
+    return dict(zip(VAE_WEIGHTS, palette_colors(PALETTE, 2), strict=True))
 
 
 def _check_frame(frame: pd.DataFrame, metric_keys: list[str]) -> None:
@@ -268,7 +271,7 @@ def rate_distortion_plane(frame: pd.DataFrame, *, title: str | None = None) -> F
     weighted = frame[frame["test.rate"].notna()]
     ax.scatter(weighted["test.rate"], weighted["test.distortion"], s=16, color="0.55", zorder=2, linewidths=0,
                gid="seeds")
-    for weight, color in SWEEP_COLORS.items():
+    for weight, color in sweep_colors().items():
         means = _point_means(sweep_line(weighted, weight), weight, keys)
         ax.plot(means["test.rate"], means["test.distortion"], color=color, marker="o", markersize=6, linewidth=1.6,
                 zorder=3, gid=f"{weight} line", label=f"{WEIGHT_LABELS[weight]}, mean of seeds")
@@ -308,7 +311,7 @@ def against_weight(frame: pd.DataFrame, metric_keys: list[str], *, weight: str, 
     rows = sweep_line(frame, weight)
     references = frame[frame["beta"].isna() & frame["gamma"].isna()]  # the AE: no weights at all
     other = OTHER_WEIGHT[weight]
-    color = SWEEP_COLORS[weight]
+    color = sweep_colors()[weight]
     fig, axes = panel_grid("sweep_weight", len(metric_keys))
     for ax, key in zip(axes, metric_keys, strict=True):
         column = COLUMN_BY_KEY.get(key)
