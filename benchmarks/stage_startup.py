@@ -1,13 +1,17 @@
 """Where a stage's wall time goes: start-up (imports, params, MLflow store) against the work itself.
 
 Times, in fresh processes on this machine, the imports each stage script pays
-before its first line of work, and the MLflow store's first open (sqlite:
-schema check), and the workers' start (spawn, torch import, the first Adam
-step, which imports torch._dynamo). Prints one line per item: the median of
---repeat runs in wall seconds, and in CPU seconds (user + system of the child
-process: what the item costs on a machine shared with other jobs, where the
-wall time also counts the waiting). Use it to check the start-up aim (at most
-3 s a stage kind) on a new machine; compare numbers measured in one run only.
+before its first line of work (the start-up aim: at most 3 s), the MLflow
+store's first open (sqlite: schema check), and the workers' start (spawn, torch
+import, the first Adam step, which imports torch._dynamo). A stage loads torch,
+seaborn and scipy.stats where its work first needs them, after every check that
+does not (`tests/test_stage_startup.py`); their own lines give what the work
+then adds: torch for a stage that trains, evaluates or checks a checkpoint,
+seaborn (with scipy.stats) for one that draws. Prints one line per item: the
+median of --repeat runs in wall seconds, and in CPU seconds (user + system of
+the child process: what the item costs on a machine shared with other jobs,
+where the wall time also counts the waiting). Compare numbers measured in one
+run only.
 
     python benchmarks/stage_startup.py --repeat 3
 """
@@ -29,6 +33,8 @@ SNIPPETS = {
     "python alone": "pass",
     "import torch": "import torch",
     "import mlflow.tracking": "import mlflow.tracking",
+    "import seaborn (and with it scipy.stats)": "import seaborn",
+    "import scipy.stats": "import scipy.stats",
     **{f"{stage} stage's imports": f"import sys; sys.path.insert(0, 'stages'); import {stage}" for stage in STAGES},
     "first Adam optimizer (imports torch._dynamo)": (
         "import torch; m = torch.nn.Linear(2, 2); torch.optim.Adam(m.parameters())"

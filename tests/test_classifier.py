@@ -238,7 +238,9 @@ def test_the_stage_refuses_a_precision_recall_k_larger_than_the_images_before_tr
 
     stage = load_stage("classifier")
     monkeypatch.setattr(signal, "signal", lambda *args: None)  # run_stage must not rewire pytest's SIGTERM
-    monkeypatch.setattr(stage, "train_classifier", lambda *a, **k: pytest.fail("trained before the check"))
+    import aebench.evaluation.classifier as judges  # where the stage's main imports it from, when it starts work
+
+    monkeypatch.setattr(judges, "train_classifier", lambda *a, **k: pytest.fail("trained before the check"))
     write_params(tmp_path / "params.yaml", tiny_raw(evaluate__precision_recall_k=10))
     write_prepared_file(tmp_path / "mnist.npz", {"train": 50, "val": 10, "test": 30})
     args = ["--dataset", "mnist", "--data", str(tmp_path / "mnist.npz"), "--out", str(tmp_path / "out" / "mnist.pt"),
