@@ -27,8 +27,8 @@ from aebench.evaluation.activity import active_units_curve, default_thresholds
 from aebench.evaluation.usage_split import usage_shares
 from aebench.reporting.columns import COLUMNS, MISSING, MetricColumn, passing_columns
 from aebench.reporting.labels import dataset_label, joined, model_label, variant_label
-from aebench.reporting.plotting import (PALETTE, FigureSpec, palette_colors, activity_handles, log_floor, mu_lines, new_figure,
-                                        save_figures)
+from aebench.reporting.plotting import (PALETTE, FigureSpec, activity_handles, log_floor, mu_lines, new_figure,
+                                        palette_colors, save_figures)
 from aebench.reporting.results import ModelResults, ReplicateResult
 
 # (width, height) in pixels of one panel; a figure is panels x this plus HEADER_PX for title and legend.
